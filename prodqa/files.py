@@ -1,0 +1,60 @@
+"""File helpers shared by every stage: atomic outputs, JSON metrics, progress bars, one-line errors.
+
+Every stage writes its outputs through :func:`atomic_path`, so a stage killed midway leaves either the
+previous output or nothing, never a half-written file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+class DataError(Exception):
+    """An input that cannot be used as a whole; the message names the file and the problem."""
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of ``final``; rename it onto ``final`` only if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary lives in the same folder so the rename is atomic (same file system).
+    if is_dir:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if is_dir and final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` as pretty, key-sorted JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def progress(total: int | None = None, unit: str = "rec", desc: str = "") -> Any:
+    """A tqdm bar on a terminal; silent in CI logs and pipes (where a bar only adds noise)."""
+    from tqdm import tqdm
+
+    quiet = not sys.stderr.isatty() or bool(os.environ.get("CI"))
+    return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, disable=quiet, smoothing=0.1)
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

@@ -1,0 +1,129 @@
+"""Typed, strict schema of ``params.yaml``: one pydantic model per section, one section per stage.
+
+A stage calls :func:`load` with its section name before doing any work. Unknown keys, missing keys,
+wrong types and impossible values raise :class:`ParamsError` with the dotted key (``train.lr``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PARAMS_FILE = "params.yaml"
+
+
+class ParamsError(Exception):
+    """params.yaml does not fit the schema; the message names the key."""
+
+
+class Section(BaseModel):
+    # strict: a string "3" is not an int; extra="forbid": a typo'd key is an error, not ignored.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Data(Section):
+    raw: str = Field(description="Input: the distributed zip, a trn.json.gz, or a plain trn.json.")
+
+
+class Synth(Section):
+    n_products: int = Field(gt=0, description="How many trn.json lines the generator writes.")
+    seed: int = Field(ge=0)
+
+
+class Unpack(Section):
+    keep_targets: bool = Field(description="Keep the target_ind/target_rel label lists.")
+    block_bytes: int = Field(ge=65536, description="Bytes of JSON lines parsed at a time (bounds memory).")
+    max_reported_errors: int = Field(ge=0, description="Bad lines quoted (with line numbers) in metrics.")
+
+
+class Clean(Section):
+    html_unescape: bool
+    strip_html_tags: bool
+    remove_urls: bool
+    remove_emails: bool
+    remove_boilerplate: bool
+    boilerplate_patterns: list[str] = Field(description="RE2 regexes removed from descriptions.")
+    normalize_whitespace: bool
+    min_title_chars: int = Field(ge=0)
+    min_chars: int = Field(ge=0, description="Shortest description kept, in characters.")
+    max_chars: int = Field(gt=0, description="Longest description kept, in characters.")
+    drop_title_equals_content: bool
+    drop_duplicates: bool = Field(description="Drop exact (title, content) duplicates.")
+    drop_repeated_titles: bool = Field(description="Keep one product per normalised title.")
+    batch_rows: int = Field(gt=0, description="Rows cleaned at a time (bounds memory).")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> "Clean":
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"min_chars ({self.min_chars}) > max_chars ({self.max_chars})")
+        return self
+
+
+class Sample(Section):
+    size: int = Field(gt=0, description="Products drawn from the cleaned catalog.")
+    seed: int = Field(ge=0)
+    length_buckets: list[int] = Field(min_length=1, description="Description-length bucket edges.")
+    val_frac: float = Field(ge=0, lt=1)
+    test_frac: float = Field(ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Sample":
+        if self.val_frac + self.test_frac >= 1:
+            raise ValueError("val_frac + test_frac must be < 1 (nothing left to train on)")
+        if self.length_buckets != sorted(set(self.length_buckets)) or self.length_buckets[0] < 0:
+            raise ValueError("length_buckets must be strictly increasing, non-negative edges")
+        return self
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "data": Data,
+    "synth": Synth,
+    "unpack": Unpack,
+    "clean": Clean,
+    "sample": Sample,
+}
+
+
+def _describe(err: ValidationError, section: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join([section, *map(str, e["loc"])])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key")
+        elif e["type"] == "missing":
+            lines.append(f"{key}: missing key")
+        else:
+            got = f" (got {e['input']!r})" if not isinstance(e["input"], dict) else ""
+            lines.append(f"{key}: {e['msg']}{got}")
+    return "; ".join(lines)
+
+
+def parse(section: str, raw: object) -> Section:
+    """Validate one section's raw mapping; raise ParamsError naming the offending key."""
+    if section not in SECTIONS:
+        raise ParamsError(f"unknown params section {section!r}")
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{PARAMS_FILE}: section {section!r} is missing or not a mapping")
+    try:
+        return SECTIONS[section].model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(f"{PARAMS_FILE}: {_describe(err, section)}") from None
+
+
+def read_yaml(path: str | Path = PARAMS_FILE) -> dict:
+    from ruamel.yaml import YAML
+
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: no such file")
+    doc = YAML(typ="safe").load(path.read_text())
+    if not isinstance(doc, dict):
+        raise ParamsError(f"{path}: not a mapping of sections")
+    return doc
+
+
+def load(section: str, path: str | Path = PARAMS_FILE) -> Section:
+    """Load and validate one section of params.yaml."""
+    return parse(section, read_yaml(path).get(section))

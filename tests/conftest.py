@@ -1,0 +1,52 @@
+"""Shared fixtures: the shipped params.yaml, overridable per test, and tiny trn.json files."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from prodqa import params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def shipped() -> dict:
+    return params.read_yaml(ROOT / "params.yaml")
+
+
+@pytest.fixture
+def params_file(tmp_path, shipped):
+    """Write params.yaml with dotted overrides, e.g. params_file({"sample.size": 10})."""
+
+    def write(overrides: dict | None = None) -> str:
+        doc = copy.deepcopy(shipped)
+        for dotted, value in (overrides or {}).items():
+            section, key = dotted.split(".", 1)
+            doc[section][key] = value
+        path = tmp_path / "params.yaml"
+        path.write_text(json.dumps(doc))  # JSON is YAML
+        return str(path)
+
+    return write
+
+
+def jsonl(path: Path, rows: list) -> Path:
+    """Write rows (dicts, or raw strings/bytes written verbatim) as JSON lines."""
+    with open(path, "wb") as f:
+        for row in rows:
+            if isinstance(row, bytes):
+                f.write(row + b"\n")
+            elif isinstance(row, str):
+                f.write(row.encode() + b"\n")
+            else:
+                f.write(json.dumps(row).encode() + b"\n")
+    return path
+
+
+def product(i: int, **kw) -> dict:
+    return {"uid": f"{i:010d}", "title": f"Product number {i}", "content": f"Description of product {i}. " * 6,
+            "target_ind": [i], "target_rel": [1.0], **kw}

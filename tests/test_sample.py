@@ -1,0 +1,68 @@
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from prodqa import params, sample
+from stages import sample as stage
+
+
+def catalog(n=600, repeat_every=0):
+    rows = []
+    for i in range(n):
+        title = f"Product {i // repeat_every if repeat_every else i}"
+        rows.append({"uid": str(i), "title": title if i % 2 else title.upper() + "!", "content": "x" * (50 + 7 * i)})
+    return pa.Table.from_pylist(rows)
+
+
+@pytest.fixture
+def p(shipped):
+    return params.parse("sample", {**shipped["sample"], "size": 200, "val_frac": 0.1, "test_frac": 0.1,
+                                   "length_buckets": [1000, 2000, 3000]})
+
+
+def test_sizes_and_strata(p):
+    parts, m = sample.sample(catalog(), p)
+    assert sum(t.num_rows for t in parts.values()) == m["sampled"] == 200
+    assert list(m["by_length_bucket"].values()) == [50, 50, 50, 50]  # every bucket equally represented
+    assert m["test_rows"] == 20 and m["validation_rows"] == 20
+
+
+def test_small_bucket_gives_its_share_to_the_others(p):
+    p = p.model_copy(update={"length_buckets": [60]})  # only 2 rows under 60 chars
+    _, m = sample.sample(catalog(), p)
+    assert m["by_length_bucket"] == {"0-59": 2, ">=60": 198}
+
+
+@pytest.mark.parametrize("repeat_every", [1, 3])
+def test_no_title_in_two_splits(p, repeat_every):
+    parts, _ = sample.sample(catalog(repeat_every=repeat_every), p)
+    keys = {name: set(sample.title_key(t["title"]).to_pylist()) for name, t in parts.items()}
+    assert not keys["train"] & keys["test"] and not keys["train"] & keys["validation"]
+    assert not keys["validation"] & keys["test"]
+    assert all(keys.values())
+
+
+def test_seed_changes_the_sample(p):
+    a, _ = sample.sample(catalog(), p)
+    b, _ = sample.sample(catalog(), p.model_copy(update={"seed": p.seed + 1}))
+    assert a["test"]["uid"].to_pylist() != b["test"]["uid"].to_pylist()
+
+
+def test_same_params_give_byte_identical_files(tmp_path, params_file):
+    src = tmp_path / "clean.parquet"
+    pq.write_table(catalog(), src)
+    digests = []
+    for run in range(2):
+        out = tmp_path / f"out{run}"
+        stage.main(["--params", params_file({"sample.size": 100}), "--src", str(src), "--out", str(out),
+                    "--metrics", str(tmp_path / "m.json")])
+        digests.append({f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(out.iterdir())})
+    assert digests[0] == digests[1] and set(digests[0]) == {"train.parquet", "validation.parquet", "test.parquet"}
+
+
+def test_stratified_indices_are_a_subset_without_repeats(p):
+    idx = sample.stratified_indices(np.arange(1000), p, np.random.default_rng(0))
+    assert len(idx) == len(set(idx.tolist())) == 200 and idx.max() < 1000
