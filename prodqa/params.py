@@ -77,12 +77,76 @@ class Sample(Section):
         return self
 
 
+class Model(Section):
+    base: str = Field(min_length=1, description="smollm2-135m-instruct, a model folder, a .gguf file or a Hub id.")
+
+
+class Template(Section):
+    format: Literal["chat", "alpaca"] = Field(description="chat: the model's own chat template.")
+    system_prompt: str = Field(description="System turn of every conversation ('' for none).")
+    questions: list[str] = Field(min_length=1, description="Question phrasings; each holds {title}.")
+    max_seq_len: int = Field(ge=16, le=32768, description="Tokens per training sequence; longer ones are cut.")
+    seed: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _has_title(self) -> "Template":
+        for q in self.questions:
+            if "{title}" not in q:
+                raise ValueError(f"question {q!r} has no {{title}} placeholder")
+        return self
+
+
+class Train(Section):
+    backend: Literal["auto", "peft", "unsloth"] = Field(description="auto: Unsloth on CUDA when installed, else PEFT.")
+    load_in_4bit: bool = Field(description="QLoRA through bitsandbytes (CUDA only).")
+    lr: float = Field(gt=0, lt=1)
+    max_steps: int = Field(ge=-1, description="Optimizer steps; -1 trains for `epochs` instead.")
+    epochs: float = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    grad_accum: int = Field(gt=0)
+    warmup_steps: int = Field(ge=0)
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"]
+    optimizer: Literal["adamw_torch", "adamw_torch_fused", "adamw_8bit", "sgd", "adafactor"]
+    weight_decay: float = Field(ge=0)
+    lora_r: int = Field(gt=0)
+    lora_alpha: int = Field(gt=0)
+    lora_dropout: float = Field(ge=0, lt=1)
+    target_modules: list[str] = Field(min_length=1)
+    packing: bool = Field(description="Pack several examples per sequence (no padding).")
+    seed: int = Field(ge=0)
+    eval_steps: int = Field(gt=0)
+    save_steps: int = Field(gt=0)
+    logging_steps: int = Field(gt=0)
+    keep_checkpoints: int = Field(gt=0, description="Checkpoints kept for resuming.")
+    threads: int = Field(ge=0, description="CPU threads for torch; 0 = all cores.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Train":
+        if self.max_steps == 0:
+            raise ValueError("max_steps must be > 0, or -1 to train for `epochs`")
+        return self
+
+
+class Evaluate(Section):
+    max_examples: int = Field(gt=0, description="Test products answered (the first N of the test split).")
+    batch_size: int = Field(gt=0)
+    max_new_tokens: int = Field(gt=0, le=4096)
+    temperature: float = Field(ge=0, description="0 = greedy decoding.")
+    top_p: float = Field(gt=0, le=1)
+    repetition_penalty: float = Field(ge=1)
+    report_examples: int = Field(ge=0, description="Products shown side by side in the report.")
+
+
 SECTIONS: dict[str, type[Section]] = {
     "data": Data,
     "synth": Synth,
     "unpack": Unpack,
     "clean": Clean,
     "sample": Sample,
+    "model": Model,
+    "template": Template,
+    "train": Train,
+    "evaluate": Evaluate,
 }
 
 

@@ -142,7 +142,7 @@ def records(n: int, seed: int) -> Iterator[dict]:
         targets = sorted(rng.sample(range(1_305_265), rng.randint(1, 8)))
         u = rng.random()
         if previous and u < _NOISE["duplicate"]:  # same product listed twice
-            rec = dict(rng.choice(previous), uid=uid)
+            rec = {"uid": uid, **rng.choice(previous)}
         elif previous and u < _NOISE["duplicate"] + _NOISE["repeat_title"]:  # same title, other text
             old = rng.choice(previous)
             rec = {"uid": uid, "title": old["title"], "content": old["content"][: len(old["content"]) // 2]}

@@ -50,3 +50,24 @@ def jsonl(path: Path, rows: list) -> Path:
 def product(i: int, **kw) -> dict:
     return {"uid": f"{i:010d}", "title": f"Product number {i}", "content": f"Description of product {i}. " * 6,
             "target_ind": [i], "target_rel": [1.0], **kw}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A randomly initialised 2-layer Llama with SmolLM2's real tokenizer and chat template, on disk."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from prodqa.base_model import locate
+
+    where, gguf = locate("smollm2-135m-instruct")
+    tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=gguf)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)

@@ -1,0 +1,231 @@
+"""Stage ``train``: LoRA fine-tuning of the base model on the templated examples.
+
+Reads the ``base_model`` directory and the ``template`` JSONL files; writes the LoRA adapter, the merged
+model (for evaluation and export), checkpoints (kept across runs, for resuming) and dvclive metrics.
+
+Two backends, driven by the same ``train`` params:
+- ``peft``: PEFT LoRA + TRL's SFTTrainer; runs anywhere (this is the CPU path).
+- ``unsloth``: Unsloth's FastLanguageModel (optionally 4-bit QLoRA); CUDA only. ``auto`` picks it when a
+  CUDA GPU is present and unsloth is installed. Unsloth is never imported without CUDA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from .files import atomic_path
+from .params import ParamsError, Template, Train
+
+FINGERPRINT = "fingerprint.json"
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def choose_backend(requested: str, has_cuda: bool, has_unsloth: bool | None = None) -> str:
+    """Resolve ``train.backend``; fails early (naming the key) when the request cannot be met."""
+    if has_unsloth is None:
+        has_unsloth = importlib.util.find_spec("unsloth") is not None
+    if requested == "unsloth":
+        if not has_cuda:
+            raise ParamsError("train.backend: 'unsloth' needs a CUDA GPU and none is visible (use 'auto' or 'peft')")
+        if not has_unsloth:
+            raise ParamsError("train.backend: 'unsloth' is not installed (pip install -r requirements-gpu.txt)")
+        return "unsloth"
+    if requested == "auto":
+        return "unsloth" if has_cuda and has_unsloth else "peft"
+    return "peft"
+
+
+def fingerprint(p: Train, template_p: Template, files: list[Path]) -> dict:
+    """What a checkpoint was trained from; a checkpoint is resumed only if this matches exactly."""
+    digest = hashlib.sha256()
+    for f in sorted(files):
+        digest.update(Path(f).read_bytes())
+    return {"train": p.model_dump(), "max_seq_len": template_p.max_seq_len, "inputs_sha256": digest.hexdigest()}
+
+
+def resume_point(ckpt_dir: Path, fp: dict) -> str | None:
+    """The last checkpoint of an interrupted run with the same fingerprint; otherwise start clean."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    marker = ckpt_dir / FINGERPRINT
+    if ckpt_dir.is_dir() and marker.exists() and json.loads(marker.read_text()) == fp:
+        return get_last_checkpoint(str(ckpt_dir))
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # other params or data: old checkpoints do not apply
+    ckpt_dir.mkdir(parents=True)
+    marker.write_text(json.dumps(fp, indent=2, sort_keys=True))
+    return None
+
+
+def live_callback(live):
+    """A Trainer callback that logs to dvclive with the trainer's global step as the x axis."""
+    from transformers import TrainerCallback
+
+    names = {"loss": "train/loss", "learning_rate": "train/lr", "grad_norm": "train/grad_norm",
+             "eval_loss": "eval/loss", "mean_token_accuracy": "train/token_accuracy",
+             "eval_mean_token_accuracy": "eval/token_accuracy"}
+
+    class LiveCallback(TrainerCallback):
+        last = (0.0, 0)  # (time, tokens) at the previous log
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            live.step = state.global_step
+            for key, name in names.items():
+                if key in logs:
+                    live.log_metric(name, float(logs[key]))
+            if "num_tokens" in logs:  # cumulative non-padding tokens, logged by TRL
+                now, tokens = time.perf_counter(), float(logs["num_tokens"])
+                if self.last[1] and tokens > self.last[1]:
+                    live.log_metric("train/tokens_per_s", round((tokens - self.last[1]) / (now - self.last[0]), 1))
+                self.last = (now, tokens)
+            live.make_summary()
+
+    return LiveCallback()
+
+
+def _load_peft(base_dir: str, p: Train, has_cuda: bool):
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if has_cuda and torch.cuda.is_bf16_supported() else torch.float32
+    kw = {}
+    if p.load_in_4bit:
+        if not has_cuda:
+            raise ParamsError("train.load_in_4bit: 4-bit QLoRA needs a CUDA GPU (bitsandbytes)")
+        from transformers import BitsAndBytesConfig
+
+        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                       bnb_4bit_compute_dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True, **kw)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    lora = LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout,
+                      target_modules=list(p.target_modules), bias="none", task_type="CAUSAL_LM")
+    return model, tokenizer, lora
+
+
+def _load_unsloth(base_dir: str, p: Train, max_seq_len: int):
+    from unsloth import FastLanguageModel  # CUDA only: choose_backend guarantees it
+
+    model, tokenizer = FastLanguageModel.from_pretrained(model_name=base_dir, max_seq_length=max_seq_len,
+                                                         dtype=None, load_in_4bit=p.load_in_4bit)
+    model = FastLanguageModel.get_peft_model(
+        model, r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout,
+        target_modules=list(p.target_modules), bias="none", use_gradient_checkpointing="unsloth",
+        random_state=p.seed)
+    return model, tokenizer, None
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: bool):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=ckpt_dir,
+        learning_rate=p.lr,
+        max_steps=p.max_steps,
+        num_train_epochs=p.epochs,
+        per_device_train_batch_size=p.batch_size,
+        per_device_eval_batch_size=p.batch_size,
+        gradient_accumulation_steps=p.grad_accum,
+        warmup_steps=p.warmup_steps,
+        lr_scheduler_type=p.scheduler,
+        optim=p.optimizer,
+        weight_decay=p.weight_decay,
+        max_length=max_seq_len,
+        packing=p.packing,
+        eval_packing=False,  # eval loss per example, comparable across packing settings
+        completion_only_loss=True,
+        seed=p.seed,
+        data_seed=p.seed,
+        eval_strategy="steps",
+        eval_steps=p.eval_steps,
+        save_strategy="steps",
+        save_steps=p.save_steps,
+        save_total_limit=p.keep_checkpoints,
+        logging_steps=p.logging_steps,
+        logging_first_step=True,
+        report_to="none",  # our own dvclive callback logs (see live_callback)
+        use_cpu=not has_cuda,
+        bf16=bf16,
+        dataloader_num_workers=0,
+        disable_tqdm=not os.isatty(2) or bool(os.environ.get("CI")),
+    )
+
+
+def build_trainer(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, template_p: Template, callbacks=()):
+    """The SFTTrainer for these params, on the chosen backend; returns (trainer, tokenizer, backend)."""
+    has_cuda = cuda_available()
+    backend = choose_backend(p.backend, has_cuda)
+    if backend == "unsloth":
+        import unsloth  # noqa: F401  (must come before trl/transformers to patch them)
+
+    import torch
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    if p.threads:
+        torch.set_num_threads(p.threads)
+    data = {split: Dataset.from_list(read_jsonl(Path(data_dir) / f"{split}.jsonl")) for split in ("train", "validation")}
+    if backend == "unsloth":
+        model, tokenizer, lora = _load_unsloth(base_dir, p, template_p.max_seq_len)
+    else:
+        model, tokenizer, lora = _load_peft(base_dir, p, has_cuda)
+    bf16 = next(model.parameters()).dtype == torch.bfloat16
+    trainer = SFTTrainer(
+        model=model, args=sft_config(p, template_p.max_seq_len, ckpt_dir, has_cuda, bf16),
+        train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
+        peft_config=lora, callbacks=list(callbacks))
+    return trainer, tokenizer, backend
+
+
+def train(base_dir: str, data_dir: str, adapter_out: str, merged_out: str, ckpt_dir: str, metrics_dir: str,
+          p: Train, template_p: Template, extra_callbacks: tuple = ()) -> dict:
+    """Fine-tune; write the adapter and the merged model atomically; return a summary."""
+    from dvclive import Live
+
+    fp = fingerprint(p, template_p, [Path(data_dir) / "train.jsonl", Path(data_dir) / "validation.jsonl",
+                                     Path(base_dir) / "model.safetensors"])
+    resume = resume_point(Path(ckpt_dir), fp)
+    live = Live(metrics_dir, resume=resume is not None, dvcyaml=None, save_dvc_exp=False, report=None)
+    trainer, tokenizer, backend = build_trainer(base_dir, data_dir, ckpt_dir, p, template_p,
+                                                [live_callback(live), *extra_callbacks])
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume)
+    elapsed = time.perf_counter() - start
+    evals = [log for log in trainer.state.log_history if "eval_loss" in log]
+    if not evals or evals[-1]["step"] != trainer.state.global_step:  # the last step was not an eval step
+        evals.append({**trainer.evaluate(), "step": trainer.state.global_step})
+    final_eval = evals[-1]
+    live.summary["train/runtime_s"] = round(elapsed, 1)
+    live.summary["train/resumed_from_step"] = int(resume.rsplit("-", 1)[1]) if resume else 0
+    live.end()
+
+    with atomic_path(adapter_out, is_dir=True) as tmp:
+        trainer.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    with atomic_path(merged_out, is_dir=True) as tmp:
+        if backend == "unsloth":
+            trainer.model.save_pretrained_merged(str(tmp), tokenizer, save_method="merged_16bit")
+        else:
+            merged = trainer.model.merge_and_unload()
+            merged.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+    return {"backend": backend, "steps": trainer.state.global_step, "train_loss": result.training_loss,
+            "eval_loss": final_eval["eval_loss"], "runtime_s": elapsed, "resumed_from": resume}

@@ -1,0 +1,31 @@
+"""DVC stage ``template``: sample splits → prompt–completion JSONL for TRL (see prodqa.template)."""
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from prodqa import params, template
+from prodqa.files import atomic_path, write_json
+from prodqa.stage import parser, run
+
+
+def main(argv=None):
+    args = parser(__doc__, "src", "model", "out", "metrics").parse_args(argv)
+    p = params.load("template", args.params)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    metrics = {}
+    with atomic_path(args.out, is_dir=True) as tmp:
+        for offset, split in enumerate(("train", "validation")):
+            rows = pq.read_table(Path(args.src) / f"{split}.parquet", columns=["title", "content"]).to_pylist()
+            examples = template.build(rows, p, seed_offset=offset)
+            with open(Path(tmp) / f"{split}.jsonl", "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(ex, ensure_ascii=False) + "\n" for ex in examples)
+            metrics[split] = template.length_stats(examples, tokenizer, p.max_seq_len)
+    write_json(args.metrics, metrics)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,77 @@
+"""params.yaml and dvc.yaml agree with the code: every stage names its script, the library modules it
+imports (transitively) and the params it reads, so an edit re-runs exactly what it should."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from prodqa import params
+
+ROOT = Path(__file__).resolve().parents[1]
+# Validation and error-reporting only: an edit there cannot change what a stage writes (a stage either
+# passes validation and runs as before, or stops), so they are not deps; otherwise every stage would re-run.
+INFRA = {"prodqa/params.py", "prodqa/stage.py"}
+DVC = YAML(typ="safe").load((ROOT / "dvc.yaml").read_text())
+STAGES = DVC["stages"]
+
+
+def script_of(stage: dict) -> Path:
+    match = re.search(r"python -m stages\.(\w+)", stage["cmd"])
+    assert match, f"cmd does not run a stages/ script: {stage['cmd']}"
+    return ROOT / "stages" / f"{match.group(1)}.py"
+
+
+def library_imports(path: Path, seen: set | None = None) -> set[str]:
+    """prodqa modules imported by a file, transitively, as repo-relative paths."""
+    seen = set() if seen is None else seen
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 or node.module == "prodqa":  # from .x import / from prodqa import x
+                names = [node.module] if node.level == 1 and node.module else [a.name for a in node.names]
+            elif node.module and node.module.startswith("prodqa."):
+                names = [node.module.split(".", 1)[1]]
+        for name in names:
+            rel = f"prodqa/{name}.py"
+            if (ROOT / rel).exists() and rel not in seen:
+                seen.add(rel)
+                library_imports(ROOT / rel, seen)
+    return seen
+
+
+def loaded_sections(path: Path) -> set[str]:
+    return set(re.findall(r"params\.load\(\"(\w+)\"", path.read_text()))
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_stage_deps_are_its_script_and_exactly_the_modules_it_imports(name):
+    stage = STAGES[name]
+    script = script_of(stage)
+    code_deps = {d for d in stage["deps"] if d.startswith(("stages/", "prodqa/"))}
+    assert code_deps == {str(script.relative_to(ROOT)), *library_imports(script)} - INFRA
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_stage_params_are_exactly_the_sections_it_loads(name):
+    stage = STAGES[name]
+    declared = {p.split(".")[0] for p in stage.get("params", [])}
+    assert declared == loaded_sections(script_of(stage))
+
+
+def test_every_section_in_params_yaml_has_a_schema_and_vice_versa(shipped):
+    assert set(shipped) == set(params.SECTIONS)
+
+
+def test_stage_scripts_are_thin():
+    for script in (ROOT / "stages").glob("[a-z]*.py"):
+        assert len(script.read_text().splitlines()) <= 60, f"{script.name}: move logic into prodqa/"
+
+
+def test_one_name_everywhere():
+    for name, stage in STAGES.items():
+        script = script_of(stage).stem
+        assert name == script or name.startswith(script + "_"), (name, script)
+        assert (ROOT / "prodqa" / f"{script}.py").exists() and (ROOT / "tests" / f"test_{script}.py").exists()

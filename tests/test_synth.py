@@ -1,0 +1,47 @@
+import gzip
+import json
+
+from prodqa import synth
+from stages import synth as stage
+
+
+def test_same_seed_same_records_other_seed_others():
+    assert list(synth.records(200, 1)) == list(synth.records(200, 1))
+    assert list(synth.records(200, 1)) != list(synth.records(200, 2))
+
+
+def test_records_have_the_real_keys_and_types():
+    for rec in synth.records(100, 3):
+        assert list(rec) == ["uid", "title", "content", "target_ind", "target_rel"]
+        assert isinstance(rec["uid"], str) and len(rec["uid"]) == 10
+        assert all(isinstance(i, int) for i in rec["target_ind"]) and len(rec["target_ind"]) == len(rec["target_rel"])
+
+
+def test_realistic_noise_and_length_distribution():
+    recs = list(synth.records(20_000, 5))
+    contents = [r["content"] for r in recs]
+    lengths = sorted(len(c) for c in contents if c)
+    assert 300 < lengths[len(lengths) // 2] < 600  # median ≈ 450 characters, as in the real file
+    assert max(lengths) > 5_000
+    assert 0.3 < sum(not c for c in contents) / len(contents) < 0.5  # many products have no description
+    assert any("&#8217;" in c or "&#x2019;" in c for c in contents) and any("&amp;" in c for c in contents)
+    assert any(c.endswith("--This text refers to thePaperbackedition.") for c in contents)
+    assert any("<br>" in c for c in contents) and any("http://" in c for c in contents)
+    assert any(r["content"] == r["title"] for r in recs)
+    pairs = [(r["title"], r["content"]) for r in recs if r["content"]]
+    assert len(set(pairs)) < len(pairs)  # exact duplicates exist
+
+
+def test_descriptions_talk_about_their_title():
+    """What makes the mapping learnable: the description names the title's product."""
+    for rec in synth.records(300, 4):
+        if rec["content"] and rec["content"] != rec["title"] and " of " in rec["content"][:80]:
+            noun_words = rec["title"].lower().split()
+            assert any(w in rec["content"].lower() for w in noun_words if len(w) > 3)
+
+
+def test_stage_writes_gzip_json_lines(tmp_path, params_file):
+    out = tmp_path / "trn.json.gz"
+    stage.main(["--params", params_file({"synth.n_products": 50}), "--out", str(out)])
+    lines = gzip.decompress(out.read_bytes()).decode().splitlines()
+    assert len(lines) == 50 and json.loads(lines[0])["uid"]

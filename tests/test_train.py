@@ -1,0 +1,92 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prodqa import params, template, train
+from prodqa.params import ParamsError
+
+DESC = "This neon pink ballet tutu from Dickies is made of nylon. It features two side pockets."
+
+
+@pytest.mark.parametrize("requested, cuda, unsloth, expected", [
+    ("auto", False, True, "peft"),
+    ("auto", True, False, "peft"),
+    ("auto", True, True, "unsloth"),
+    ("peft", True, True, "peft"),
+    ("unsloth", True, True, "unsloth"),
+])
+def test_backend_choice(requested, cuda, unsloth, expected):
+    assert train.choose_backend(requested, cuda, unsloth) == expected
+
+
+@pytest.mark.parametrize("cuda, unsloth, message", [(False, True, "needs a CUDA GPU"), (True, False, "not installed")])
+def test_unsloth_request_that_cannot_be_met_names_the_key(cuda, unsloth, message):
+    with pytest.raises(ParamsError, match=f"train.backend: 'unsloth' {message}"):
+        train.choose_backend("unsloth", cuda, unsloth)
+
+
+@pytest.fixture
+def tiny_run(tmp_path, shipped, tiny_model):
+    """Params and templated data for a 4-step run of the tiny model."""
+    tp = params.parse("template", {**shipped["template"], "max_seq_len": 64})
+    p = params.parse("train", {**shipped["train"], "max_steps": 4, "batch_size": 2, "eval_steps": 2, "save_steps": 1,
+                               "logging_steps": 1, "warmup_steps": 0, "lora_r": 4, "lora_alpha": 8, "lr": 1e-2})
+    data = tmp_path / "template"
+    data.mkdir()
+    rows = [{"title": f"Dickies Ballet Tutu Size {i}", "content": DESC} for i in range(12)]
+    for split in ("train", "validation"):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(ex) + "\n" for ex in template.build(rows, tp)))
+    out = {k: str(tmp_path / k) for k in ("adapter", "merged", "checkpoints", "metrics")}
+    return p, tp, str(data), out
+
+
+def run(tiny_model, tiny_run, **kw):
+    p, tp, data, out = tiny_run
+    return train.train(tiny_model, data, out["adapter"], out["merged"], out["checkpoints"], out["metrics"], p, tp, **kw)
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end_train_writes_adapter_merged_model_and_metrics(tiny_model, tiny_run):
+    summary = run(tiny_model, tiny_run)
+    out = tiny_run[3]
+    assert summary["backend"] == "peft" and summary["steps"] == 4
+    assert (Path(out["adapter"]) / "adapter_config.json").exists()
+    assert (Path(out["merged"]) / "model.safetensors").exists() and (Path(out["merged"]) / "tokenizer.json").exists()
+    metrics = json.loads((Path(out["metrics"]) / "metrics.json").read_text())
+    assert metrics["step"] == 4 and metrics["eval"]["loss"] > 0
+    losses = (Path(out["metrics"]) / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
+    assert losses[0] == "step\tloss" and len(losses) == 5
+    # lr 1e-2 on one repeated description: the loss must fall.
+    assert float(losses[-1].split("\t")[1]) < float(losses[1].split("\t")[1])
+    assert "unsloth" not in sys.modules  # never imported without CUDA
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_last_checkpoint(tiny_model, tiny_run):
+    from transformers import TrainerCallback
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_model, tiny_run, extra_callbacks=(Kill(),))
+    assert not Path(tiny_run[3]["merged"]).exists()  # nothing that looks finished
+    summary = run(tiny_model, tiny_run)
+    assert summary["resumed_from"].endswith("checkpoint-2") and summary["steps"] == 4
+    # Other params: the old checkpoints do not apply, training starts over.
+    p, tp, data, out = tiny_run
+    tiny_run = (p.model_copy(update={"lr": 5e-3}), tp, data, out)
+    assert run(tiny_model, tiny_run)["resumed_from"] is None
+
+
+def test_stage_fails_cleanly_on_bad_params(tmp_path, params_file):
+    cmd = [sys.executable, "-m", "stages.train", "--params", params_file({"train.lr": -1}), "--model", "m",
+           "--data", "d", "--adapter", "a", "--merged", "m2", "--checkpoints", "c", "--metrics", "x"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: params.yaml: train.lr: Input should be greater than 0 (got -1)"
