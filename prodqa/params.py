@@ -113,6 +113,8 @@ class Train(Section):
     lora_dropout: float = Field(ge=0, lt=1)
     target_modules: list[str] = Field(min_length=1)
     packing: bool = Field(description="Pack several examples per sequence (no padding).")
+    token_metrics: bool = Field(description="Log TRL's per-token entropy/accuracy (slower loss path).")
+    gradient_checkpointing: bool = Field(description="Trade compute for memory (long sequences, big models).")
     seed: int = Field(ge=0)
     eval_steps: int = Field(gt=0)
     save_steps: int = Field(gt=0)

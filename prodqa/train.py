@@ -165,8 +165,32 @@ def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: 
         use_cpu=not has_cuda,
         bf16=bf16,
         dataloader_num_workers=0,
+        # TRL turns activation checkpointing on by default; it re-runs every forward during backward (~1.3x the
+        # compute) to save memory that a LoRA run of a small model does not need.
+        gradient_checkpointing=p.gradient_checkpointing,
         disable_tqdm=not os.isatty(2) or bool(os.environ.get("CI")),
     )
+
+
+def _plain_loss_trainer(sft_trainer_cls):
+    """SFTTrainer with the model's own loss instead of TRL's fused LM head.
+
+    TRL computes the loss through a tiled LM head that also yields per-token entropy and top-1 accuracy;
+    on CPU its tiles are re-projected in backward over SmolLM2's 49k vocabulary, which costs ~25% of a
+    step. The model's own cross-entropy gives the same loss (labels are already -100 outside the answer).
+    ``train.token_metrics: true`` brings TRL's metrics back.
+    """
+    from transformers import Trainer
+
+    class PlainLossSFTTrainer(sft_trainer_cls):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:  # keep TRL's running count of real tokens (logged as num_tokens)
+                mask = inputs.get("attention_mask")
+                self._total_train_tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
+                self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+
+    return PlainLossSFTTrainer
 
 
 def build_trainer(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, template_p: Template, callbacks=()):
@@ -188,7 +212,8 @@ def build_trainer(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, templat
     else:
         model, tokenizer, lora = _load_peft(base_dir, p, has_cuda)
     bf16 = next(model.parameters()).dtype == torch.bfloat16
-    trainer = SFTTrainer(
+    trainer_cls = SFTTrainer if p.token_metrics else _plain_loss_trainer(SFTTrainer)
+    trainer = trainer_cls(
         model=model, args=sft_config(p, template_p.max_seq_len, ckpt_dir, has_cuda, bf16),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
         peft_config=lora, callbacks=list(callbacks))

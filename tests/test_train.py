@@ -22,7 +22,7 @@ def test_backend_choice(requested, cuda, unsloth, expected):
     assert train.choose_backend(requested, cuda, unsloth) == expected
 
 
-@pytest.mark.parametrize("cuda, unsloth, message", [(False, True, "needs a CUDA GPU"), (True, False, "not installed")])
+@pytest.mark.parametrize("cuda, unsloth, message", [(False, True, "needs a CUDA GPU"), (True, False, "is not installed")])
 def test_unsloth_request_that_cannot_be_met_names_the_key(cuda, unsloth, message):
     with pytest.raises(ParamsError, match=f"train.backend: 'unsloth' {message}"):
         train.choose_backend("unsloth", cuda, unsloth)
@@ -90,3 +90,35 @@ def test_stage_fails_cleanly_on_bad_params(tmp_path, params_file):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: params.yaml: train.lr: Input should be greater than 0 (got -1)"
+
+
+def test_packed_examples_do_not_attend_to_each_other(tiny_model):
+    """Packing relies on position_ids restarting at 0: the CPU (sdpa) path must then mask across examples
+    (transformers does so only without a KV cache, as in training)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    a, b = torch.tensor([[5, 6, 7, 8]]), torch.tensor([[9, 10, 11]])
+    with torch.no_grad():
+        packed = model(input_ids=torch.cat([a, b], 1), position_ids=torch.tensor([[0, 1, 2, 3, 0, 1, 2]]),
+                       use_cache=False).logits  # as in training: no KV cache
+        separate = torch.cat([model(input_ids=a).logits, model(input_ids=b).logits], 1)
+    assert torch.allclose(packed, separate, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_plain_loss_equals_trl_fused_loss(tiny_model, tiny_run):
+    """The faster loss path (train.token_metrics: false) computes the same loss as TRL's fused LM head."""
+    import torch
+
+    p, tp, data, out = tiny_run
+    losses = []
+    for token_metrics in (False, True):
+        trainer, _, _ = train.build_trainer(tiny_model, data, out["checkpoints"],
+                                            p.model_copy(update={"token_metrics": token_metrics}), tp)
+        batch = next(iter(trainer.get_train_dataloader()))
+        trainer.model.eval()
+        with torch.no_grad():
+            losses.append(trainer.compute_loss(trainer.model, dict(batch)).item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
