@@ -139,6 +139,14 @@ class Evaluate(Section):
     report_examples: int = Field(ge=0, description="Products shown side by side in the report.")
 
 
+class ExportGguf(Section):
+    types: list[str] = Field(min_length=1, description="f16, q8_0, bf16, f32; k-quants (q4_k_m…) need llama-cpp-python.")
+    verify: bool = Field(description="Check each file in llama.cpp against the HF model.")
+    verify_questions: int = Field(gt=0)
+    verify_tokens: int = Field(gt=0, description="Greedy tokens compared per question.")
+    min_top1_agreement: float = Field(ge=0, le=1, description="Quantized files below this fail the stage.")
+
+
 SECTIONS: dict[str, type[Section]] = {
     "data": Data,
     "synth": Synth,
@@ -149,6 +157,7 @@ SECTIONS: dict[str, type[Section]] = {
     "template": Template,
     "train": Train,
     "evaluate": Evaluate,
+    "export_gguf": ExportGguf,
 }
 
 

@@ -1,0 +1,335 @@
+"""Stage ``export_gguf``: write the merged fine-tuned model as GGUF files, offline, and check them in llama.cpp.
+
+Reads the merged model folder (safetensors + tokenizer.json + chat template); writes one GGUF file per
+``export_gguf.types`` entry, an Ollama ``Modelfile``, and the verification results.
+
+The writer is gguf-py's ``GGUFWriter`` with its own quantizers, so nothing is downloaded or compiled at
+export time (unlike Unsloth's ``save_pretrained_gguf``, which fetches and builds llama.cpp). It follows
+llama.cpp's ``convert_hf_to_gguf.py`` for Llama-family models: the rotary q/k weight permutation, gpt2-style
+BPE vocabularies (SmolLM2, Llama 3.x) and SentencePiece-style ones stored as tokenizer.json (TinyLlama),
+special tokens and the chat template. K-quants (``q4_k_m``…) are made from the f16 file with llama.cpp's
+own quantizer, through llama-cpp-python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .files import DataError
+
+GGUF_TYPES = {"f32", "f16", "bf16", "q8_0"}  # written by gguf-py
+K_QUANTS = {"q4_k_m": 15, "q5_k_m": 17, "q6_k": 18, "q4_0": 2, "q5_0": 8}  # llama_ftype, made by llama.cpp
+
+# Pre-tokenizers llama.cpp knows, recognised from tokenizer.json (llama.cpp itself hashes a test string).
+LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+
+class ExportError(DataError):
+    """The model cannot be exported (unsupported architecture or tokenizer); the message says why."""
+
+
+def permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """HF stores rotary q/k weights as two halves per head; llama.cpp wants them interleaved."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _pre_tokenizer(tok: dict) -> str:
+    pre = tok.get("pre_tokenizer") or {}
+    parts = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    types = [p.get("type") for p in parts]
+    if types == ["Digits", "ByteLevel"] and parts[0].get("individual_digits"):
+        return "smollm"
+    if types and types[0] == "Split" and parts[0].get("pattern", {}).get("Regex") == LLAMA3_SPLIT:
+        return "llama-bpe"
+    if types == ["ByteLevel"]:
+        return "gpt-2"
+    raise ExportError(f"tokenizer.json: pre-tokenizer {types} is not one llama.cpp knows by this exporter")
+
+
+def vocab(model_dir: Path, vocab_size: int) -> dict:
+    """Tokenizer metadata for GGUF from tokenizer.json: tokens, types, merges/scores, model and pre."""
+    import gguf
+
+    tok = json.loads((model_dir / "tokenizer.json").read_text())
+    model = tok["model"]
+    if model.get("type") != "BPE":
+        raise ExportError(f"tokenizer.json: model type {model.get('type')!r}; only BPE vocabularies are supported")
+    by_id = {i: t for t, i in model["vocab"].items()}
+    added = {a["id"]: a for a in tok.get("added_tokens", [])}
+    by_id.update({i: a["content"] for i, a in added.items()})
+    tokens, types = [], []
+    spm = bool(model.get("byte_fallback"))  # Llama 2 / TinyLlama style: ▁ pieces and <0xNN> bytes
+    for i in range(vocab_size):
+        text = by_id.get(i, f"[PAD{i}]")
+        if i in added:
+            kind = gguf.TokenType.CONTROL if added[i].get("special") else gguf.TokenType.USER_DEFINED
+        elif i not in by_id:
+            kind = gguf.TokenType.UNUSED
+        elif spm and text.startswith("<0x") and text.endswith(">") and len(text) == 6:
+            kind = gguf.TokenType.BYTE
+        elif spm and text == model.get("unk_token"):
+            kind = gguf.TokenType.UNKNOWN
+        else:
+            kind = gguf.TokenType.NORMAL
+        tokens.append(text)
+        types.append(int(kind))
+    if spm:  # llama.cpp's SPM tokenizer ranks pieces by score; the merge rank order is the vocab order
+        return {"model": "llama", "pre": "default", "tokens": tokens, "types": types,
+                "scores": [-float(i) for i in range(vocab_size)]}
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+    return {"model": "gpt2", "pre": _pre_tokenizer(tok), "tokens": tokens, "types": types, "merges": merges}
+
+
+def _tensor_type(name: str, data: np.ndarray, ftype: str):
+    import gguf
+
+    Q = gguf.GGMLQuantizationType
+    if data.ndim == 1 or ftype == "f32":
+        return Q.F32
+    if ftype == "q8_0" and data.shape[-1] % 32 == 0:
+        return Q.Q8_0
+    return Q.BF16 if ftype == "bf16" else Q.F16
+
+
+def write(model_dir: str | os.PathLike, out: str | os.PathLike, ftype: str, name: str = "prodqa") -> dict:
+    """Write the Llama-family model in ``model_dir`` as a GGUF file of type ``ftype`` at ``out``."""
+    import gguf
+    from safetensors.numpy import load_file
+    from transformers import AutoConfig, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    config = AutoConfig.from_pretrained(model_dir)
+    if config.model_type != "llama":
+        raise ExportError(f"{model_dir}: model_type {config.model_type!r}; this exporter writes Llama-family models")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    n_head, n_kv = config.num_attention_heads, config.num_key_value_heads or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
+    file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
+                 "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[ftype]
+
+    w = gguf.GGUFWriter(str(out), "llama")
+    w.add_name(name)
+    w.add_context_length(config.max_position_embeddings)
+    w.add_embedding_length(config.hidden_size)
+    w.add_block_count(config.num_hidden_layers)
+    w.add_feed_forward_length(config.intermediate_size)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_rope_dimension_count(head_dim)
+    w.add_rope_freq_base(float(config.rope_parameters["rope_theta"] if getattr(config, "rope_parameters", None)
+                               else config.rope_theta))
+    w.add_layer_norm_rms_eps(config.rms_norm_eps)
+    w.add_vocab_size(config.vocab_size)
+    w.add_file_type(file_type)
+
+    v = vocab(model_dir, config.vocab_size)
+    w.add_tokenizer_model(v["model"])
+    w.add_tokenizer_pre(v["pre"])
+    w.add_token_list(v["tokens"])
+    w.add_token_types(v["types"])
+    if "merges" in v:
+        w.add_token_merges(v["merges"])
+    else:
+        w.add_token_scores(v["scores"])
+    for kind in ("bos", "eos", "unk", "pad"):
+        token_id = getattr(tokenizer, f"{kind}_token_id")
+        if token_id is not None:
+            getattr(w, {"bos": "add_bos_token_id", "eos": "add_eos_token_id", "unk": "add_unk_token_id",
+                        "pad": "add_pad_token_id"}[kind])(token_id)
+    w.add_add_bos_token(bool(getattr(tokenizer, "add_bos_token", False)))
+    if tokenizer.chat_template:
+        w.add_chat_template(tokenizer.chat_template)
+
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
+    tensors = {}
+    for f in sorted(model_dir.glob("*.safetensors")):
+        tensors.update(load_file(f))
+    if not tensors:
+        raise ExportError(f"{model_dir}: no safetensors weights")
+    for hf_name, data in tensors.items():
+        if hf_name.endswith("rotary_emb.inv_freq"):
+            continue
+        data = data.astype(np.float32)
+        if hf_name.endswith("q_proj.weight"):
+            data = permute(data, n_head)
+        elif hf_name.endswith("k_proj.weight"):
+            data = permute(data, n_kv)
+        name_ = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if name_ is None:
+            raise ExportError(f"{model_dir}: no GGUF name for tensor {hf_name}")
+        qtype = _tensor_type(name_, data, ftype)
+        if qtype == gguf.GGMLQuantizationType.F32:
+            w.add_tensor(name_, data)
+        elif qtype == gguf.GGMLQuantizationType.F16:
+            w.add_tensor(name_, data.astype(np.float16))
+        else:
+            q = gguf.quants.quantize(data, qtype)
+            w.add_tensor(name_, q, raw_dtype=qtype)  # the byte shape; gguf-py derives the element shape
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return {"tensors": len(tensors), "bytes": Path(out).stat().st_size}
+
+
+def quantize_k(f16_path: str | os.PathLike, out: str | os.PathLike, ftype: str) -> None:
+    """Make a k-quant from the f16 file with llama.cpp's quantizer (through llama-cpp-python)."""
+    import ctypes
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = K_QUANTS[ftype]
+    rc = llama_cpp.llama_model_quantize(str(f16_path).encode(), str(out).encode(), ctypes.byref(params))
+    if rc != 0:
+        raise ExportError(f"{f16_path}: llama.cpp quantize to {ftype} failed (status {rc})")
+
+
+def modelfile(gguf_name: str, tokenizer, system_prompt: str, p) -> str:
+    """An Ollama Modelfile whose TEMPLATE and stop tokens match the model's own chat format (ChatML for SmolLM2)."""
+    template = (
+        '{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
+        '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
+        '<|im_start|>assistant\n'
+    )
+    chat = tokenizer.chat_template or ""
+    if "<|start_header_id|>" in chat:  # Llama 3
+        template = (
+            '<|begin_of_text|>{{- if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>{{ end }}'
+            '{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}'
+            '<|start_header_id|>assistant<|end_header_id|>\n\n'
+        )
+    elif "<|im_start|>" not in chat:
+        raise ExportError("chat template is neither ChatML nor Llama 3: write the Modelfile TEMPLATE by hand")
+    stops = sorted({t for t in ("<|im_end|>", "<|im_start|>", "<|eot_id|>", "<|end_of_text|>", tokenizer.eos_token)
+                    if t and t in chat + (tokenizer.eos_token or "")})
+    lines = [f"FROM ./{gguf_name}", "", f'TEMPLATE """{template}"""', "", f'SYSTEM """{system_prompt}"""', ""]
+    lines += [f'PARAMETER stop "{s}"' for s in stops]
+    lines += [f"PARAMETER temperature {p.temperature}", f"PARAMETER repeat_penalty {p.repetition_penalty}",
+              f"PARAMETER num_predict {p.max_new_tokens}"]
+    return "\n".join(lines) + "\n"
+
+
+def hf_greedy(model, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
+    import torch
+
+    with torch.inference_mode():
+        out = model.generate(input_ids=torch.tensor([prompt_ids]), max_new_tokens=n, do_sample=False,
+                             repetition_penalty=1.0, pad_token_id=min(eos))
+    new = out[0, len(prompt_ids):].tolist()
+    return new[: next((i + 1 for i, t in enumerate(new) if t in eos), len(new))]
+
+
+def gguf_greedy(llm, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
+    llm.reset()
+    out = []
+    for token in llm.generate(prompt_ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
+        out.append(token)
+        if token in eos or len(out) == n:
+            break
+    return out
+
+
+def top1_agreement(model, llm, sequences: list[tuple[list[int], list[int]]]) -> float:
+    """Share of answer positions where llama.cpp and the HF model predict the same next token."""
+    import torch
+
+    same = total = 0
+    for prompt, answer in sequences:
+        ids = prompt + answer
+        with torch.inference_mode():
+            hf = model(input_ids=torch.tensor([ids])).logits[0].argmax(-1).numpy()
+        llm.reset()
+        llm.eval(ids)
+        cpp = np.asarray(llm.scores[: len(ids)]).argmax(-1)
+        span = slice(len(prompt) - 1, len(ids) - 1)  # positions that predict answer tokens
+        same += int((hf[span] == cpp[span]).sum())
+        total += len(answer)
+    return same / max(total, 1)
+
+
+def verify(path: str | os.PathLike, model, tokenizer, prompts: list[list[int]], answers: list[list[int]],
+           n_tokens: int) -> dict:
+    """Greedy tokens of the GGUF in llama.cpp against the HF model's, and top-1 logit agreement."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise ExportError("llama-cpp-python is not installed: cannot verify the GGUF in llama.cpp "
+                          "(make setup installs it; export_gguf.verify: false skips the check)") from None
+    eos = {tokenizer.eos_token_id, *([tokenizer.convert_tokens_to_ids("<|im_end|>")] if "<|im_end|>" in tokenizer.get_vocab() else [])}
+    llm = Llama(model_path=str(path), n_ctx=max(512, max(len(p) + len(a) for p, a in zip(prompts, answers)) + 8),
+                logits_all=True, n_threads=os.cpu_count(), verbose=False, seed=0)
+    agree = []
+    for prompt in prompts:
+        ref, got = hf_greedy(model, prompt, n_tokens, eos), gguf_greedy(llm, prompt, n_tokens, eos)
+        prefix = next((i for i, (a, b) in enumerate(zip(ref, got)) if a != b), min(len(ref), len(got)))
+        agree.append({"hf": len(ref), "gguf": len(got), "same_prefix": prefix, "identical": ref == got})
+    return {
+        "identical_greedy": all(a["identical"] for a in agree),
+        "mean_same_prefix_tokens": round(sum(a["same_prefix"] for a in agree) / len(agree), 2),
+        "greedy": agree,
+        "top1_agreement": round(top1_agreement(model, llm, list(zip(prompts, answers))), 4),
+    }
+
+
+def export(model_dir: str, test_rows: list[dict], out_dir: str | os.PathLike, p, tp, ep) -> dict:
+    """Write every GGUF type of ``p.types`` and the Modelfile into ``out_dir`` (atomically); verify each file.
+
+    ``p`` is the export_gguf params, ``tp`` the template params (prompts as in training), ``ep`` the
+    evaluate params (decoding defaults for the Modelfile). An f16 file that does not reproduce the HF
+    model's greedy tokens fails the export; quantized files report their agreement.
+    """
+    import time
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .evaluate import encode_prompt, prompts
+    from .files import atomic_path
+    from .template import render
+
+    unknown = set(p.types) - GGUF_TYPES - set(K_QUANTS)
+    if unknown:
+        raise ExportError(f"export_gguf.types: unknown type(s) {sorted(unknown)}; known: "
+                          f"{sorted(GGUF_TYPES | set(K_QUANTS))}")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    metrics: dict = {"files": {}}
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        written: dict[str, Path] = {}
+        for ftype in sorted(p.types, key=lambda t: t in K_QUANTS):  # k-quants are made from the f16 file
+            path = Path(tmp) / f"model-{ftype}.gguf"
+            start = time.perf_counter()
+            if ftype in K_QUANTS:
+                if "f16" not in written:
+                    raise ExportError(f"export_gguf.types: {ftype} is made from the f16 file; add f16 to the list")
+                quantize_k(written["f16"], path, ftype)
+            else:
+                write(model_dir, path, ftype)
+            written[ftype] = path
+            metrics["files"][ftype] = {"bytes": path.stat().st_size, "write_s": round(time.perf_counter() - start, 2)}
+        default = next((t for t in ("q8_0", "f16", *p.types) if t in written), None)
+        (Path(tmp) / "Modelfile").write_text(modelfile(written[default].name, tokenizer, tp.system_prompt, ep))
+
+        if p.verify:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+            ps = prompts([r["title"] for r in test_rows[: p.verify_questions]], tp)
+            prompt_ids = [encode_prompt(x, tokenizer) for x in ps]
+            answer_ids = [render({"prompt": x, "completion": [{"role": "assistant", "content": r["content"]}]}
+                                 if isinstance(x, list) else {"prompt": x, "completion": r["content"]},
+                                 tokenizer)[1][:64] for x, r in zip(ps, test_rows)]
+            for ftype, path in written.items():
+                check = verify(path, model, tokenizer, prompt_ids, answer_ids, p.verify_tokens)
+                metrics["files"][ftype]["llama_cpp"] = check
+                if ftype in ("f16", "f32") and not check["identical_greedy"]:
+                    raise ExportError(f"{ftype} GGUF does not reproduce the HF model's greedy tokens in llama.cpp: "
+                                      f"{check['greedy']}")
+                if check["top1_agreement"] < p.min_top1_agreement:
+                    raise ExportError(f"{ftype} GGUF: top-1 agreement {check['top1_agreement']} < "
+                                      f"export_gguf.min_top1_agreement {p.min_top1_agreement}")
+            metrics["verified"] = True
+        metrics["modelfile_from"] = written[default].name
+    return metrics

@@ -1,0 +1,20 @@
+"""DVC stage ``export_gguf``: merged model → GGUF files + Ollama Modelfile, verified in llama.cpp (see prodqa.export_gguf)."""
+
+import pyarrow.parquet as pq
+
+from prodqa import export_gguf, params
+from prodqa.files import write_json
+from prodqa.stage import parser, run
+
+
+def main(argv=None):
+    args = parser(__doc__, "model", "test", "out", "metrics").parse_args(argv)
+    p = params.load("export_gguf", args.params)
+    tp = params.load("template", args.params)
+    ep = params.load("evaluate", args.params)
+    rows = pq.read_table(args.test, columns=["title", "content"]).to_pylist()
+    write_json(args.metrics, export_gguf.export(args.model, rows, args.out, p, tp, ep))
+
+
+if __name__ == "__main__":
+    run(main)

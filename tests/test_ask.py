@@ -1,0 +1,88 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from ruamel.yaml import YAML
+
+from prodqa import ask
+from prodqa.files import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "prodqa", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    path = tmp_path / "products.parquet"
+    pq.write_table(pa.Table.from_pylist([
+        {"uid": "1", "title": "Girls Ballet Tutu Neon Pink", "content": "High quality 3 layer ballet tutu."},
+        {"uid": "2", "title": "Lodge Pre-Seasoned Cast Iron Skillet", "content": "A 12-inch skillet."},
+    ]), path)
+    return str(path)
+
+
+def test_empty_question_is_a_one_line_error():
+    proc = cli("ask", "   ")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: the question is empty")
+    assert proc.stderr.count("\n") == 1
+
+
+def test_long_question_is_truncated_with_a_note():
+    question, note = ask.check_question("why " * 1000)
+    assert len(question) == ask.MAX_QUESTION_CHARS and "truncated" in note
+
+
+@pytest.mark.parametrize("flags, message", [
+    ([], "no GGUF model"),
+    (["--hf"], "no trained model"),
+])
+def test_missing_model_says_what_to_run(tmp_path, flags, message):
+    proc = cli("ask", "What is a tutu?", "--model", str(tmp_path / "nope"), *flags)
+    assert proc.returncode == 2 and message in proc.stderr and "make repro" in proc.stderr
+
+
+def test_missing_catalog(tmp_path):
+    with pytest.raises(DataError, match="no cleaned catalog"):
+        ask.find_product("What is a tutu?", str(tmp_path / "missing.parquet"))
+
+
+@pytest.mark.parametrize("question, title", [
+    ("What is Girls Ballet Tutu Neon Pink?", "Girls Ballet Tutu Neon Pink"),       # exact
+    ("tell me about the lodge cast iron skillet", "Lodge Pre-Seasoned Cast Iron Skillet"),  # fuzzy
+    ("What is a quantum flux capacitor?", None),                                      # no match
+])
+def test_grounding_finds_the_product(catalog, question, title):
+    product, _ = ask.find_product(question, catalog)
+    assert (product["title"] if product else None) == title
+
+
+def test_grounded_prompt_carries_the_description(catalog):
+    product, _ = ask.find_product("What is Girls Ballet Tutu Neon Pink?", catalog)
+    msgs = ask.messages("What is it?", "Be brief.", product)
+    assert "High quality 3 layer ballet tutu." in msgs[0]["content"] and msgs[-1]["content"] == "What is it?"
+
+
+def test_usage_without_subcommand():
+    proc = cli()
+    assert proc.returncode != 0 and "usage: python -m prodqa ask" in proc.stderr
+
+
+def test_default_paths_are_pipeline_outputs():
+    dvc = YAML(typ="safe").load((ROOT / "dvc.yaml").read_text())["stages"]
+    outs = {o if isinstance(o, str) else next(iter(o)) for s in dvc.values() for o in s.get("outs", [])}
+    assert ask.MERGED in outs and ask.CATALOG in outs and str(Path(ask.GGUF).parent) in outs
+
+
+@pytest.mark.slow
+def test_ask_streams_an_answer_with_the_hf_model(tiny_model, catalog):
+    proc = cli("ask", "What is Girls Ballet Tutu Neon Pink?", "--hf", "--model", tiny_model, "--grounded",
+               "--catalog", catalog, "--max-tokens", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert "grounded on: Girls Ballet Tutu Neon Pink (match 100)" in proc.stderr
+    assert len(proc.stdout) > 1  # something was streamed before the final newline (a random model: any tokens)

@@ -1,0 +1,112 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prodqa import export_gguf, params
+from prodqa.export_gguf import ExportError
+from stages import export_gguf as stage
+
+
+
+def test_permute_interleaves_the_rotary_halves_of_each_head():
+    w = np.arange(8 * 2).reshape(8, 2)  # 2 heads of 4 rows: halves [0,1],[2,3] per head
+    out = export_gguf.permute(w, n_head=2)
+    assert out[:, 0].tolist() == [0, 4, 2, 6, 8, 12, 10, 14]
+
+
+def test_smollm2_vocab_is_gpt2_bpe_with_control_tokens(tiny_model):
+    v = export_gguf.vocab(Path(tiny_model), 49152)
+    # The tokenizer transformers rebuilds from SmolLM2's GGUF pre-tokenizes as GPT-2 does (ByteLevel regex).
+    assert v["model"] == "gpt2" and v["pre"] == "gpt-2"
+    assert len(v["tokens"]) == 49152 and len(v["merges"]) > 48000 and " " in v["merges"][0]
+    im_end = v["tokens"].index("<|im_end|>")
+    assert v["types"][im_end] == 3  # CONTROL: llama.cpp renders and stops on it as a special token
+
+
+def _tokenizer_json(tmp_path, tok: dict) -> Path:
+    (tmp_path / "tokenizer.json").write_text(json.dumps(tok))
+    return tmp_path
+
+
+def test_smollm2_hub_pre_tokenizer_is_recognised(tmp_path):
+    tok = {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [],
+           "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+               {"type": "Digits", "individual_digits": True}, {"type": "ByteLevel"}]}}
+    assert export_gguf.vocab(_tokenizer_json(tmp_path, tok), 1)["pre"] == "smollm"
+
+
+def test_llama3_pre_tokenizer_is_recognised(tmp_path):
+    tok = {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [],
+           "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+               {"type": "Split", "pattern": {"Regex": export_gguf.LLAMA3_SPLIT}}, {"type": "ByteLevel"}]}}
+    assert export_gguf.vocab(_tokenizer_json(tmp_path, tok), 1)["pre"] == "llama-bpe"
+
+
+def test_sentencepiece_style_vocab_gets_scores_and_byte_tokens(tmp_path):
+    tok = {"model": {"type": "BPE", "byte_fallback": True, "unk_token": "<unk>",
+                     "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x0A>": 3, "▁the": 4}, "merges": []},
+           "added_tokens": [{"id": 1, "content": "<s>", "special": True}, {"id": 2, "content": "</s>", "special": True}]}
+    v = export_gguf.vocab(_tokenizer_json(tmp_path, tok), 5)
+    assert v["model"] == "llama" and v["scores"] == [0.0, -1.0, -2.0, -3.0, -4.0]
+    assert v["types"] == [2, 3, 3, 6, 1]  # unknown, control, control, byte, normal
+
+
+def test_unknown_pre_tokenizer_is_a_clear_error(tmp_path):
+    tok = {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Whitespace"}}
+    with pytest.raises(ExportError, match="pre-tokenizer"):
+        export_gguf.vocab(_tokenizer_json(tmp_path, tok), 1)
+
+
+@pytest.mark.parametrize("ftype, tolerance", [("f16", 1e-3), ("q8_0", 2e-2)])
+def test_gguf_round_trip_through_transformers(tmp_path, tiny_model, ftype, tolerance):
+    """transformers reads GGUF back (undoing the q/k permutation): same weights, same tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    export_gguf.write(tiny_model, tmp_path / "m.gguf", ftype)
+    original = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="m.gguf").state_dict()
+    assert set(loaded) == set(original)
+    for name, tensor in original.items():
+        assert np.allclose(loaded[name].float().numpy(), tensor.float().numpy(), atol=tolerance), name
+    text = "Girls Ballet Tutu Neon Pink: it's 12\" & 5\u20ac"
+    tok = AutoTokenizer.from_pretrained(tmp_path, gguf_file="m.gguf")
+    assert tok(text)["input_ids"] == AutoTokenizer.from_pretrained(tiny_model)(text)["input_ids"]
+    assert tok.chat_template == AutoTokenizer.from_pretrained(tiny_model).chat_template
+
+
+def test_modelfile_matches_the_chat_format(tiny_model, shipped):
+    from transformers import AutoTokenizer
+
+    ep = params.parse("evaluate", shipped["evaluate"])
+    text = export_gguf.modelfile("model-q8_0.gguf", AutoTokenizer.from_pretrained(tiny_model), "Be brief.", ep)
+    assert text.startswith("FROM ./model-q8_0.gguf\n")
+    assert '<|im_start|>assistant\n"""' in text and 'SYSTEM """Be brief."""' in text
+    assert 'PARAMETER stop "<|im_end|>"' in text and 'PARAMETER stop "<|im_start|>"' in text
+
+
+def test_unknown_type_fails_before_writing(tmp_path, tiny_model, shipped):
+    p = params.parse("export_gguf", {**shipped["export_gguf"], "types": ["q3_weird"]})
+    with pytest.raises(ExportError, match="unknown type"):
+        export_gguf.export(tiny_model, [], tmp_path / "out", p, None, None)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_stage_writes_verified_f16_and_q8_0_in_llama_cpp(tmp_path, tiny_model, params_file):
+    pytest.importorskip("llama_cpp")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    test = tmp_path / "test.parquet"
+    pq.write_table(pa.Table.from_pylist([{"title": f"Tutu {i}", "content": "A pink tutu with three layers."}
+                                         for i in range(2)]), test)
+    prm = params_file({"export_gguf.verify_questions": 2, "export_gguf.verify_tokens": 12,
+                       "export_gguf.min_top1_agreement": 0.5})
+    stage.main(["--params", prm, "--model", tiny_model, "--test", str(test), "--out", str(tmp_path / "gguf"),
+                "--metrics", str(tmp_path / "export.json")])
+    m = json.loads((tmp_path / "export.json").read_text())
+    assert m["verified"] and m["files"]["f16"]["llama_cpp"]["identical_greedy"]
+    assert m["files"]["q8_0"]["llama_cpp"]["top1_agreement"] >= 0.5
+    assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == ["Modelfile", "model-f16.gguf", "model-q8_0.gguf"]
