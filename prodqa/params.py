@@ -121,6 +121,7 @@ class Train(Section):
     logging_steps: int = Field(gt=0)
     keep_checkpoints: int = Field(gt=0, description="Checkpoints kept for resuming.")
     threads: int = Field(ge=0, description="CPU threads for torch; 0 = all cores.")
+    num_processes: int = Field(gt=0, description="> 1: DDP under `accelerate launch` (gloo on CPU, NCCL on GPU).")
 
     @model_validator(mode="after")
     def _check(self) -> "Train":

@@ -156,6 +156,7 @@ def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: 
         data_seed=p.seed,
         eval_strategy="steps",
         eval_steps=p.eval_steps,
+        eval_on_start=True,  # the untrained loss, so the eval curve starts where training did
         save_strategy="steps",
         save_steps=p.save_steps,
         save_total_limit=p.keep_checkpoints,
@@ -206,6 +207,8 @@ def build_trainer(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, templat
 
     if p.threads:
         torch.set_num_threads(p.threads)
+    elif launched() and not has_cuda:  # share the cores between the workers instead of oversubscribing
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     data = {split: Dataset.from_list(read_jsonl(Path(data_dir) / f"{split}.jsonl")) for split in ("train", "validation")}
     if backend == "unsloth":
         model, tokenizer, lora = _load_unsloth(base_dir, p, template_p.max_seq_len)
@@ -220,17 +223,49 @@ def build_trainer(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, templat
     return trainer, tokenizer, backend
 
 
-def train(base_dir: str, data_dir: str, adapter_out: str, merged_out: str, ckpt_dir: str, metrics_dir: str,
-          p: Train, template_p: Template, extra_callbacks: tuple = ()) -> dict:
-    """Fine-tune; write the adapter and the merged model atomically; return a summary."""
-    from dvclive import Live
+def is_main_process() -> bool:
+    """Rank 0 of a distributed launch, or a plain single process: the one that writes outputs."""
+    return int(os.environ.get("RANK", "0")) == 0
 
+
+def launched() -> bool:
+    return "LOCAL_RANK" in os.environ  # set by accelerate launch / torchrun in every worker
+
+
+def launch_command(num_processes: int, stage_args: list[str]) -> list[str]:
+    """`accelerate launch` of the train stage on ``num_processes`` processes (DDP; gloo on CPU, NCCL on GPU)."""
+    import sys
+
+    # --multi_gpu selects accelerate's torch.distributed launcher; on a CPU-only machine the workers
+    # run DDP over gloo (TrainingArguments(use_cpu=True)). For several machines or DeepSpeed/FSDP, pass an
+    # accelerate config instead: see README, "Multi-process training".
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "stages.train",
+            *stage_args]
+
+
+def prepare(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, template_p: Template) -> str | None:
+    """Fingerprint the inputs and set up the checkpoint folder; return the checkpoint to resume from."""
     fp = fingerprint(p, template_p, [Path(data_dir) / "train.jsonl", Path(data_dir) / "validation.jsonl",
                                      Path(base_dir) / "model.safetensors"])
-    resume = resume_point(Path(ckpt_dir), fp)
-    live = Live(metrics_dir, resume=resume is not None, dvcyaml=None, save_dvc_exp=False, report=None)
+    return resume_point(Path(ckpt_dir), fp)
+
+
+def train(base_dir: str, data_dir: str, adapter_out: str, merged_out: str, ckpt_dir: str, metrics_dir: str,
+          p: Train, template_p: Template, extra_callbacks: tuple = ()) -> dict:
+    """Fine-tune; write the adapter and the merged model atomically; return a summary.
+
+    Runs the same way in one process or in each worker of a distributed launch; only rank 0 logs and
+    writes outputs.
+    """
+    from dvclive import Live
+
+    resume = prepare(base_dir, data_dir, ckpt_dir, p, template_p)
+    main = is_main_process()
+    live = Live(metrics_dir, resume=resume is not None, dvcyaml=None, save_dvc_exp=False, report=None) if main else None
+    callbacks = [live_callback(live)] if main else []
     trainer, tokenizer, backend = build_trainer(base_dir, data_dir, ckpt_dir, p, template_p,
-                                                [live_callback(live), *extra_callbacks])
+                                                [*callbacks, *extra_callbacks])
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     elapsed = time.perf_counter() - start
@@ -238,8 +273,14 @@ def train(base_dir: str, data_dir: str, adapter_out: str, merged_out: str, ckpt_
     if not evals or evals[-1]["step"] != trainer.state.global_step:  # the last step was not an eval step
         evals.append({**trainer.evaluate(), "step": trainer.state.global_step})
     final_eval = evals[-1]
+    summary = {"backend": backend, "steps": trainer.state.global_step, "train_loss": result.training_loss,
+               "eval_loss": final_eval["eval_loss"], "runtime_s": elapsed, "resumed_from": resume,
+               "processes": trainer.args.world_size}
+    if not main:
+        return summary
     live.summary["train/runtime_s"] = round(elapsed, 1)
     live.summary["train/resumed_from_step"] = int(resume.rsplit("-", 1)[1]) if resume else 0
+    live.summary["train/processes"] = trainer.args.world_size
     live.end()
 
     with atomic_path(adapter_out, is_dir=True) as tmp:
@@ -249,8 +290,7 @@ def train(base_dir: str, data_dir: str, adapter_out: str, merged_out: str, ckpt_
         if backend == "unsloth":
             trainer.model.save_pretrained_merged(str(tmp), tokenizer, save_method="merged_16bit")
         else:
-            merged = trainer.model.merge_and_unload()
+            merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
             merged.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
-    return {"backend": backend, "steps": trainer.state.global_step, "train_loss": result.training_loss,
-            "eval_loss": final_eval["eval_loss"], "runtime_s": elapsed, "resumed_from": resume}
+    return summary

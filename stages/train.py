@@ -1,17 +1,30 @@
-"""DVC stage ``train``: LoRA fine-tuning (PEFT + TRL on CPU, Unsloth on CUDA); see prodqa.train."""
+"""DVC stage ``train``: LoRA fine-tuning (PEFT + TRL on CPU, Unsloth on CUDA); see prodqa.train.
+
+With ``train.num_processes > 1`` this script re-runs itself under ``accelerate launch`` (DDP); each worker
+then runs the very same code, and rank 0 writes the outputs.
+"""
+
+import subprocess
+import sys
 
 from prodqa import params, train
 from prodqa.stage import parser, run
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     args = parser(__doc__, "model", "data", "adapter", "merged", "checkpoints", "metrics").parse_args(argv)
     p = params.load("train", args.params)
     template_p = params.load("template", args.params)
+    if p.num_processes > 1 and not train.launched():
+        train.prepare(args.model, args.data, args.checkpoints, p, template_p)  # once, before the workers start
+        sys.exit(subprocess.call(train.launch_command(p.num_processes, argv)))
     summary = train.train(args.model, args.data, args.adapter, args.merged, args.checkpoints, args.metrics,
                           p, template_p)
-    print(f"trained {summary['steps']} steps with {summary['backend']}: train loss {summary['train_loss']:.3f}, "
-          f"eval loss {summary['eval_loss']:.3f} in {summary['runtime_s']:.0f} s")
+    if train.is_main_process():
+        print(f"trained {summary['steps']} steps with {summary['backend']} on {summary['processes']} process(es): "
+              f"train loss {summary['train_loss']:.3f}, eval loss {summary['eval_loss']:.3f} "
+              f"in {summary['runtime_s']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -122,3 +122,20 @@ def test_plain_loss_equals_trl_fused_loss(tiny_model, tiny_run):
         with torch.no_grad():
             losses.append(trainer.compute_loss(trainer.model, dict(batch)).item())
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_two_processes_under_accelerate_launch_on_cpu(tmp_path, tiny_model, tiny_run, params_file):
+    """train.num_processes: 2 runs DDP over gloo with the same stage code; rank 0 writes the outputs."""
+    _, _, data, out = tiny_run
+    prm = params_file({"train.num_processes": 2, "train.max_steps": 2, "train.batch_size": 2, "train.eval_steps": 2,
+                       "train.save_steps": 2, "train.logging_steps": 1, "train.lora_r": 4, "train.lora_alpha": 8,
+                       "template.max_seq_len": 64})
+    cmd = [sys.executable, "-m", "stages.train", "--params", prm, "--model", tiny_model, "--data", data,
+           *[f"--{k}={v}" for k, v in out.items()]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "on 2 process(es)" in proc.stdout and proc.stdout.count("trained ") == 1  # printed by rank 0 only
+    metrics = json.loads((Path(out["metrics"]) / "metrics.json").read_text())
+    assert metrics["train/processes"] == 2 and metrics["step"] == 2
+    assert (Path(out["merged"]) / "model.safetensors").exists()
