@@ -9,10 +9,11 @@ processing is timed separately and left out of the decode rate.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
+
+from benchmarks import record
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "What is Girls Ballet Tutu Neon Pink?"
@@ -67,9 +68,7 @@ def main(argv=None) -> None:
               "hf_decode_tokens_per_s": round(hf_decode, 1), "speedup": round(cpp_decode / hf_decode, 2),
               "gguf_prefill_s": round(cpp_prefill, 3), "hf_prefill_s": round(hf_prefill, 3),
               "threads": os.cpu_count()}
-    print(json.dumps(result, indent=2))
-    Path(args.result).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
+    record(result, args.result)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import record
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -68,9 +70,7 @@ def main(argv=None) -> None:
         "rows_after_clean": json.loads((work / "clean.json").read_text())["rows_out"],
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
-    print(json.dumps(result, indent=2))
-    Path(args.result).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
+    record(result, args.result)
 
 
 if __name__ == "__main__":

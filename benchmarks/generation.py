@@ -8,9 +8,10 @@ Target (issue 4): batched >= 3x the tokens/s of one-at-a-time on CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
+
+from benchmarks import record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,9 +53,7 @@ def main(argv=None) -> None:
     result = {"prompts": len(ids), "max_new_tokens": p.max_new_tokens, "batch_size": p.batch_size,
               "batched_tokens_per_s": round(batched, 1), "one_at_a_time_tokens_per_s": round(single, 1),
               "speedup": round(batched / single, 2), "torch_threads": torch.get_num_threads()}
-    print(json.dumps(result, indent=2))
-    Path(args.result).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
+    record(result, args.result)
 
 
 if __name__ == "__main__":

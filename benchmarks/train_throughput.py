@@ -11,11 +11,12 @@ Target (issue 3): ratio >= 0.8 on CPU; >= 95% non-padding tokens with packing.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,9 +99,7 @@ def main(argv=None) -> None:
         "torch_threads": torch.get_num_threads(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
     }
-    print(json.dumps(result, indent=2))
-    Path(args.result).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
+    record(result, args.result)
 
 
 if __name__ == "__main__":

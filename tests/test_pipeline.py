@@ -27,7 +27,9 @@ TINY = {
 
 
 def sh(*cmd, cwd, check=True):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CI": "1"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CI": "1",
+           "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if check and proc.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -81,5 +83,4 @@ def test_repro_noop_push_and_pull_in_a_fresh_clone(project):
     for out in ("data/sample/test.parquet", "models/merged/model.safetensors", "models/gguf/model-q8_0.gguf",
                 "data/eval/answers.jsonl"):
         assert (clone / out).read_bytes() == (project / out).read_bytes(), out
-    # The persisted, uncached checkpoints are not in the remote: a pulled clone starts them afresh.
-    assert not (clone / "checkpoints").exists()
+    assert (clone / "checkpoints" / "fingerprint.json").exists()  # persisted, and restored like any output
