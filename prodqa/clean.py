@@ -14,12 +14,11 @@ from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .files import atomic_path, progress
+from .files import PARQUET_OPTIONS, atomic_path, progress
 from .params import Clean
 
 # Each rule is (detect, rewrite): a cheap RE2 match finds the rows that need it, and only those rows
@@ -76,24 +75,32 @@ def text_rules(p: Clean, *, is_title: bool) -> list[tuple[str, str, object]]:
 def clean_text(col, rules, *, counts: Counter, prefix: str):
     """Apply rules to one column, counting the rows each rule changed."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    for name, _, _ in rules:
+        counts[f"{prefix}_changed_{name}"] += 0
+    if not rules:
+        return col
+    # One pass of all detectors together finds the ~20% of rows that need any rule; the rules then run on
+    # those rows only. A row no rule matched cannot be changed by a rule, so nothing is missed.
+    needs = pc.match_substring_regex(col, "|".join(f"(?:{detect})" for _, detect, _ in rules))
+    if not needs.true_count:
+        return col
+    sub = col.filter(needs)
     for name, detect, fn in rules:
-        hit = pc.match_substring_regex(col, detect)
-        n = hit.true_count
-        if n:
-            before = col.filter(hit)
+        hit = pc.match_substring_regex(sub, detect)
+        if hit.true_count:
+            before = sub.filter(hit)
             after = fn(before)
             counts[f"{prefix}_changed_{name}"] += pc.sum(pc.not_equal(before, after)).as_py() or 0
-            col = pc.replace_with_mask(col, hit, after)
-        else:
-            counts[f"{prefix}_changed_{name}"] += 0
-    return col
+            sub = pc.replace_with_mask(sub, hit, after)
+    return pc.replace_with_mask(col, needs, sub)
 
 
 def title_key(titles) -> pa.Array:
     """The normalised title that identifies a product: case-folded, punctuation-free, single-spaced."""
-    key = pc.utf8_lower(titles)
-    key = pc.replace_substring_regex(key, pattern=r"[^\pL\pN]+", replacement=" ")
-    return pc.utf8_trim_whitespace(key)
+    import polars as pl  # its Unicode regex is ~2x faster than RE2's here
+
+    key = pl.from_arrow(titles).str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars(" ")
+    return key.to_arrow().cast(pa.string())
 
 
 def _equals_title(key, title, content) -> np.ndarray:
@@ -107,18 +114,23 @@ def _equals_title(key, title, content) -> np.ndarray:
 
 
 def _hashes(*cols) -> np.ndarray:
-    frame = pd.DataFrame({i: c.to_pandas() for i, c in enumerate(cols)})
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    """64-bit hash per row of the given columns (polars hashes Arrow memory in Rust, ~20x pandas here)."""
+    import polars as pl
+
+    frame = pl.DataFrame({str(i): pl.from_arrow(c) for i, c in enumerate(cols)})
+    return frame.hash_rows(seed=0).to_numpy()
 
 
 def _first_seen(hashes: np.ndarray, seen: set[int], alive: np.ndarray) -> np.ndarray:
-    """True where a hash is new; records the hashes of the ``alive`` rows as seen."""
+    """True where a hash was not seen before (in earlier batches or earlier in this one); records the
+    hashes of the ``alive`` first occurrences as seen. Set algebra and numpy only: no per-row Python."""
+    _, first_idx = np.unique(hashes, return_index=True)
     first = np.zeros(len(hashes), dtype=bool)
-    for i, (h, a) in enumerate(zip(hashes.tolist(), alive.tolist())):
-        if h not in seen:
-            first[i] = True
-            if a:
-                seen.add(h)
+    first[first_idx] = True
+    old = seen.intersection(hashes[first_idx].tolist())
+    if old:
+        first &= ~np.isin(hashes, np.fromiter(old, dtype=hashes.dtype, count=len(old)))
+    seen.update(hashes[first & alive].tolist())
     return first
 
 
@@ -193,7 +205,7 @@ def clean(src: str | os.PathLike, out: str | os.PathLike, p: Clean, workers: int
     # batches are in flight, which bounds memory whatever the file size.
     with atomic_path(out) as tmp, progress(reader.metadata.num_rows, desc="clean") as bar, \
             ThreadPoolExecutor(workers) as pool:
-        with pq.ParquetWriter(tmp, reader.schema_arrow, compression="snappy") as writer:
+        with pq.ParquetWriter(tmp, reader.schema_arrow, **PARQUET_OPTIONS) as writer:
             pending: deque = deque()
             for batch in reader.iter_batches(batch_size=p.batch_rows):
                 pending.append(pool.submit(cleaner.prepare, batch))

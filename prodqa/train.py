@@ -23,6 +23,7 @@ from .files import atomic_path
 from .params import ParamsError, Template, Train
 
 FINGERPRINT = "fingerprint.json"
+COMPLETE = "COMPLETE"  # written when a run finished: its checkpoints are then history, not a resume point
 
 
 def cuda_available() -> bool:
@@ -59,9 +60,11 @@ def resume_point(ckpt_dir: Path, fp: dict) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     marker = ckpt_dir / FINGERPRINT
-    if ckpt_dir.is_dir() and marker.exists() and json.loads(marker.read_text()) == fp:
+    if (ckpt_dir.is_dir() and marker.exists() and not (ckpt_dir / COMPLETE).exists()
+            and json.loads(marker.read_text()) == fp):
         return get_last_checkpoint(str(ckpt_dir))
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # other params or data: old checkpoints do not apply
+    # Other params or data, or a finished run being re-run (e.g. after a code change): start over.
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
     ckpt_dir.mkdir(parents=True)
     marker.write_text(json.dumps(fp, indent=2, sort_keys=True))
     return None
@@ -293,4 +296,5 @@ def train(base_dir: str, data_dir: str, adapter_out: str, merged_out: str, ckpt_
             merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
             merged.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
+    (Path(ckpt_dir) / COMPLETE).touch()
     return summary

@@ -21,11 +21,15 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from .files import DataError, atomic_path, progress
+from .files import PARQUET_OPTIONS, DataError, atomic_path, progress
 
 TEXT_FIELDS = ("uid", "title", "content")
 TARGET_FIELDS = {"target_ind": pa.list_(pa.int64()), "target_rel": pa.list_(pa.float64())}
 MEMBER_NAMES = ("trn.json.gz", "trn.json")
+# pyarrow parses a block's sub-blocks of this size on separate threads: one sub-block per block would
+# parse on one core (measured: 5.8 s vs 2.5 s for 2.25M records on 2 cores).
+PARSE_CHUNK = 1 << 20
+
 
 
 def schema(keep_targets: bool) -> pa.Schema:
@@ -80,8 +84,8 @@ def open_raw(path: str | os.PathLike) -> tuple[BinaryIO, str]:
     return open(path, "rb"), str(path)
 
 
-def blocks(stream: BinaryIO, block_bytes: int, name: str) -> Iterator[tuple[int, bytes]]:
-    """Yield (first line number, bytes) blocks that end on a line boundary."""
+def blocks(stream: BinaryIO, block_bytes: int, name: str) -> Iterator[tuple[int, int, bytes]]:
+    """Yield (first line number, number of lines, bytes) blocks that end on a line boundary."""
     line_no, tail = 1, b""
     while True:
         try:
@@ -96,23 +100,24 @@ def blocks(stream: BinaryIO, block_bytes: int, name: str) -> Iterator[tuple[int,
             tail = buf
             continue
         block, tail = buf[:cut], buf[cut:]
-        yield line_no, block
-        line_no += block.count(b"\n")
+        n_lines = block.count(b"\n")
+        yield line_no, n_lines, block
+        line_no += n_lines
     if tail.strip():
-        yield line_no, tail + b"\n"
+        yield line_no, 1, tail + b"\n"
 
 
-def _fast(block: bytes, sch: pa.Schema) -> pa.Table | None:
+def _fast(block: bytes, n_lines: int, sch: pa.Schema) -> pa.Table | None:
     """pyarrow's reader; None when the block holds anything but clean, complete records."""
     try:
         table = pajson.read_json(
             io.BytesIO(block),
-            read_options=pajson.ReadOptions(block_size=len(block) + 1),
+            read_options=pajson.ReadOptions(block_size=PARSE_CHUNK),
             parse_options=pajson.ParseOptions(explicit_schema=sch, unexpected_field_behavior="ignore"),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
         return None
-    if table.num_rows != block.count(b"\n") or any(table.column(f).null_count for f in TEXT_FIELDS):
+    if table.num_rows != n_lines or any(table.column(f).null_count for f in TEXT_FIELDS):
         return None  # blank lines or missing fields: let the line-by-line path name them
     return table
 
@@ -171,12 +176,11 @@ def unpack(raw: str | os.PathLike, out: str | os.PathLike, *, keep_targets: bool
     stream, name = open_raw(raw)
     written = lines = 0
     with stream, atomic_path(out) as tmp, progress(desc="unpack") as bar:
-        with pq.ParquetWriter(tmp, sch, compression="snappy") as writer:
-            for first_line, block in blocks(stream, block_bytes, name):
-                table = _fast(block, sch)
+        with pq.ParquetWriter(tmp, sch, **PARQUET_OPTIONS) as writer:
+            for first_line, n_lines, block in blocks(stream, block_bytes, name):
+                table = _fast(block, n_lines, sch)
                 if table is None:
                     table = _slow(block, first_line, sch, errors)
-                n_lines = block.count(b"\n")
                 lines += n_lines
                 bar.update(n_lines)
                 if table.num_rows:

@@ -78,6 +78,10 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_model, tiny_run):
     assert not Path(tiny_run[3]["merged"]).exists()  # nothing that looks finished
     summary = run(tiny_model, tiny_run)
     assert summary["resumed_from"].endswith("checkpoint-2") and summary["steps"] == 4
+    losses = (Path(tiny_run[3]["metrics"]) / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in losses[1:]][-2:] == ["3", "4"]  # the curve goes on where it stopped
+    # A finished run is not resumed: re-running it (e.g. after a code change) trains from the start.
+    assert run(tiny_model, tiny_run)["resumed_from"] is None
     # Other params: the old checkpoints do not apply, training starts over.
     p, tp, data, out = tiny_run
     tiny_run = (p.model_copy(update={"lr": 5e-3}), tp, data, out)
