@@ -84,6 +84,27 @@ def vocab(model_dir: Path, vocab_size: int) -> dict:
     return {"model": "gpt2", "pre": _pre_tokenizer(tok), "tokens": tokens, "types": types, "merges": merges}
 
 
+def llama3_rope_factors(rope: dict, head_dim: int) -> np.ndarray:
+    """Per-frequency scaling of Llama 3.1+ rope, as llama.cpp's converter computes it."""
+    import math
+
+    freqs = 1.0 / (rope["rope_theta"] ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
+    factor, low, high = rope.get("factor", 8.0), rope.get("low_freq_factor", 1.0), rope.get("high_freq_factor", 4.0)
+    old_context = rope.get("original_max_position_embeddings", 8192)
+    low_wavelen, high_wavelen = old_context / low, old_context / high
+    out = []
+    for freq in freqs:
+        wavelen = 2 * math.pi / freq
+        if wavelen < high_wavelen:
+            out.append(1.0)
+        elif wavelen > low_wavelen:
+            out.append(factor)
+        else:
+            smooth = (old_context / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.asarray(out, dtype=np.float32)
+
+
 def _tensor_type(name: str, data: np.ndarray, ftype: str):
     import gguf
 
@@ -120,8 +141,10 @@ def write(model_dir: str | os.PathLike, out: str | os.PathLike, ftype: str, name
     w.add_head_count(n_head)
     w.add_head_count_kv(n_kv)
     w.add_rope_dimension_count(head_dim)
-    w.add_rope_freq_base(float(config.rope_parameters["rope_theta"] if getattr(config, "rope_parameters", None)
-                               else config.rope_theta))
+    rope = dict(getattr(config, "rope_parameters", None) or {"rope_theta": config.rope_theta})
+    w.add_rope_freq_base(float(rope["rope_theta"]))
+    if rope.get("rope_type", "default") not in ("default", "llama3"):
+        raise ExportError(f"{model_dir}: rope scaling {rope['rope_type']!r} is not supported by this exporter")
     w.add_layer_norm_rms_eps(config.rms_norm_eps)
     w.add_vocab_size(config.vocab_size)
     w.add_file_type(file_type)
@@ -169,6 +192,8 @@ def write(model_dir: str | os.PathLike, out: str | os.PathLike, ftype: str, name
         else:
             q = gguf.quants.quantize(data, qtype)
             w.add_tensor(name_, q, raw_dtype=qtype)  # the byte shape; gguf-py derives the element shape
+    if rope.get("rope_type") == "llama3":  # Llama 3.1+: llama.cpp reads the frequency factors as a tensor
+        w.add_tensor(gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", llama3_rope_factors(rope, head_dim))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

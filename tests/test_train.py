@@ -143,3 +143,15 @@ def test_two_processes_under_accelerate_launch_on_cpu(tmp_path, tiny_model, tiny
     metrics = json.loads((Path(out["metrics"]) / "metrics.json").read_text())
     assert metrics["train/processes"] == 2 and metrics["step"] == 2
     assert (Path(out["merged"]) / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_same_seed_same_loss_curve(tmp_path, tiny_model, tiny_run):
+    """CPU training is reproducible: two runs with the same params and seed log the same losses."""
+    p, tp, data, out = tiny_run
+    curves = []
+    for run_dir in ("a", "b"):
+        dirs = {k: str(tmp_path / run_dir / k) for k in out}
+        train.train(tiny_model, data, dirs["adapter"], dirs["merged"], dirs["checkpoints"], dirs["metrics"], p, tp)
+        curves.append((Path(dirs["metrics"]) / "plots" / "metrics" / "train" / "loss.tsv").read_text())
+    assert curves[0] == curves[1] and len(curves[0].splitlines()) == 5
