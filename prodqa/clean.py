@@ -34,8 +34,6 @@ _U = r"\x{00A0}\x{1680}\x{2000}-\x{200B}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}
 SPACE = rf"[\s{_U}]+"
 SPACE_HINT = rf"[\s{_U}]{{2,}}|[\t\n\r\f\v{_U}]|^[\s{_U}]|[\s{_U}]$"
 
-TEXT_RULES = ("html_unescape", "strip_html_tags", "remove_urls", "remove_emails", "remove_boilerplate",
-              "normalize_whitespace")
 # In the order they apply; a product is counted by the first rule that drops it.
 DROP_RULES = ("title_equals_content", "short_title", "too_short", "too_long", "duplicate", "repeated_title")
 

@@ -58,6 +58,14 @@ class Clean(Section):
     def _min_below_max(self) -> "Clean":
         if self.min_chars > self.max_chars:
             raise ValueError(f"min_chars ({self.min_chars}) > max_chars ({self.max_chars})")
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for pattern in self.boilerplate_patterns:  # RE2 syntax, as the clean stage runs them
+            try:
+                pc.match_substring_regex(pa.array([""]), pattern)
+            except pa.ArrowInvalid as err:
+                raise ValueError(f"boilerplate_patterns: {pattern!r} is not a valid RE2 regex ({err})") from None
         return self
 
 

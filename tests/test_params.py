@@ -20,6 +20,9 @@ def test_shipped_params_are_valid(shipped):
     ("sample", {"size": 0}, "sample.size: Input should be greater than 0"),
     ("sample", {"length_buckets": [300, 100]}, "strictly increasing"),
     ("unpack", {"block_bytes": 10}, "unpack.block_bytes"),
+    ("clean", {"boilerplate_patterns": ["(unclosed"]}, "'(unclosed' is not a valid RE2 regex"),
+    ("train", {"backend": "tpu"}, "train.backend: Input should be 'auto', 'peft' or 'unsloth'"),
+    ("template", {"questions": ["What is it?"]}, "has no {title} placeholder"),
 ])
 def test_bad_values_name_the_key(shipped, section, change, message):
     with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
