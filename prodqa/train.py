@@ -47,6 +47,13 @@ def choose_backend(requested: str, has_cuda: bool, has_unsloth: bool | None = No
     return "peft"
 
 
+def resolve_backend(p: Train, has_cuda: bool) -> str:
+    """The backend for these params on this machine, or ParamsError before any work starts."""
+    if p.load_in_4bit and not has_cuda:
+        raise ParamsError("train.load_in_4bit: 4-bit QLoRA needs a CUDA GPU (bitsandbytes)")
+    return choose_backend(p.backend, has_cuda)
+
+
 def fingerprint(p: Train, template_p: Template, files: list[Path]) -> dict:
     """What a checkpoint was trained from; a checkpoint is resumed only if this matches exactly."""
     digest = hashlib.sha256()
@@ -106,8 +113,6 @@ def _load_peft(base_dir: str, p: Train, has_cuda: bool):
     dtype = torch.bfloat16 if has_cuda and torch.cuda.is_bf16_supported() else torch.float32
     kw = {}
     if p.load_in_4bit:
-        if not has_cuda:
-            raise ParamsError("train.load_in_4bit: 4-bit QLoRA needs a CUDA GPU (bitsandbytes)")
         from transformers import BitsAndBytesConfig
 
         kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
@@ -126,7 +131,8 @@ def _load_unsloth(base_dir: str, p: Train, max_seq_len: int):
                                                          dtype=None, load_in_4bit=p.load_in_4bit)
     model = FastLanguageModel.get_peft_model(
         model, r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout,
-        target_modules=list(p.target_modules), bias="none", use_gradient_checkpointing="unsloth",
+        target_modules=list(p.target_modules), bias="none",
+        use_gradient_checkpointing="unsloth" if p.gradient_checkpointing else False,
         random_state=p.seed)
     return model, tokenizer, None
 
@@ -200,7 +206,7 @@ def _plain_loss_trainer(sft_trainer_cls):
 def build_trainer(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, template_p: Template, callbacks=()):
     """The SFTTrainer for these params, on the chosen backend; returns (trainer, tokenizer, backend)."""
     has_cuda = cuda_available()
-    backend = choose_backend(p.backend, has_cuda)
+    backend = resolve_backend(p, has_cuda)
     if backend == "unsloth":
         import unsloth  # noqa: F401  (must come before trl/transformers to patch them)
 
@@ -249,6 +255,7 @@ def launch_command(num_processes: int, stage_args: list[str]) -> list[str]:
 
 def prepare(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, template_p: Template) -> str | None:
     """Fingerprint the inputs and set up the checkpoint folder; return the checkpoint to resume from."""
+    resolve_backend(p, cuda_available())  # impossible params fail before any checkpoint is touched
     fp = fingerprint(p, template_p, [Path(data_dir) / "train.jsonl", Path(data_dir) / "validation.jsonl",
                                      Path(base_dir) / "model.safetensors"])
     return resume_point(Path(ckpt_dir), fp)

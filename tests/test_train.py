@@ -28,6 +28,12 @@ def test_unsloth_request_that_cannot_be_met_names_the_key(cuda, unsloth, message
         train.choose_backend("unsloth", cuda, unsloth)
 
 
+def test_4bit_without_cuda_names_the_key(shipped):
+    p = params.parse("train", {**shipped["train"], "load_in_4bit": True})
+    with pytest.raises(ParamsError, match="train.load_in_4bit: 4-bit QLoRA needs a CUDA GPU"):
+        train.resolve_backend(p, has_cuda=False)
+
+
 @pytest.fixture
 def tiny_run(tmp_path, shipped, tiny_model):
     """Params and templated data for a 4-step run of the tiny model."""
