@@ -355,6 +355,6 @@ def export(model_dir: str, test_rows: list[dict], out_dir: str | os.PathLike, p,
                 if check["top1_agreement"] < p.min_top1_agreement:
                     raise ExportError(f"{ftype} GGUF: top-1 agreement {check['top1_agreement']} < "
                                       f"export_gguf.min_top1_agreement {p.min_top1_agreement}")
-            metrics["verified"] = True
+        metrics["verified"] = p.verify
         metrics["modelfile_from"] = written[default].name
     return metrics
