@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from prodqa import evaluate, params, report
-from prodqa.files import atomic_path, progress
+from prodqa.files import atomic_path, progress, write_json
 from prodqa.stage import parser, run
 
 
@@ -46,7 +46,7 @@ def main(argv=None):
         with atomic_path(args.report, is_dir=True) as tmp:
             report.write(tmp, base_metrics, metrics, base_rows, records, p.report_examples, args.train_plots)
     else:  # the baseline's own metrics travel with its answers, for the report
-        (Path(args.answers).parent / "base_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json(Path(args.answers).parent / "base_metrics.json", metrics)
 
 
 if __name__ == "__main__":
