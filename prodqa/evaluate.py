@@ -18,7 +18,7 @@ import re
 from collections import Counter
 
 from .params import Evaluate, Template
-from .template import prompt_messages, render
+from .template import answered, prompt_messages, render
 
 TEST_SEED_OFFSET = 2  # template.build used offsets 0 (train) and 1 (validation)
 
@@ -127,8 +127,7 @@ def evaluate(model, tokenizer, rows: list[dict], p: Evaluate, tp: Template, bar=
     answers = generate(model, tokenizer, [encode_prompt(x, tokenizer) for x in ps], p, bar=bar)
     refs = [r["content"] for r in rows]
     metrics, per = score(answers, refs)
-    examples = [{"prompt": x, "completion": ([{"role": "assistant", "content": ref}] if isinstance(x, list) else ref)}
-                for x, ref in zip(ps, refs)]
+    examples = [answered(x, ref) for x, ref in zip(ps, refs)]
     losses = reference_loss(model, tokenizer, examples, tp.max_seq_len, p.batch_size)
     metrics["loss"] = round(sum(losses) / max(len(losses), 1), 4)
     metrics["perplexity"] = round(math.exp(metrics["loss"]), 3)

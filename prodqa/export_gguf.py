@@ -105,7 +105,7 @@ def llama3_rope_factors(rope: dict, head_dim: int) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-def _tensor_type(name: str, data: np.ndarray, ftype: str):
+def _tensor_type(data: np.ndarray, ftype: str):
     import gguf
 
     Q = gguf.GGMLQuantizationType
@@ -158,11 +158,10 @@ def write(model_dir: str | os.PathLike, out: str | os.PathLike, ftype: str, name
         w.add_token_merges(v["merges"])
     else:
         w.add_token_scores(v["scores"])
-    for kind in ("bos", "eos", "unk", "pad"):
-        token_id = getattr(tokenizer, f"{kind}_token_id")
+    for token_id, add in ((tokenizer.bos_token_id, w.add_bos_token_id), (tokenizer.eos_token_id, w.add_eos_token_id),
+                          (tokenizer.unk_token_id, w.add_unk_token_id), (tokenizer.pad_token_id, w.add_pad_token_id)):
         if token_id is not None:
-            getattr(w, {"bos": "add_bos_token_id", "eos": "add_eos_token_id", "unk": "add_unk_token_id",
-                        "pad": "add_pad_token_id"}[kind])(token_id)
+            add(token_id)
     w.add_add_bos_token(bool(getattr(tokenizer, "add_bos_token", False)))
     if tokenizer.chat_template:
         w.add_chat_template(tokenizer.chat_template)
@@ -184,7 +183,7 @@ def write(model_dir: str | os.PathLike, out: str | os.PathLike, ftype: str, name
         name_ = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name_ is None:
             raise ExportError(f"{model_dir}: no GGUF name for tensor {hf_name}")
-        qtype = _tensor_type(name_, data, ftype)
+        qtype = _tensor_type(data, ftype)
         if qtype == gguf.GGMLQuantizationType.F32:
             w.add_tensor(name_, data)
         elif qtype == gguf.GGMLQuantizationType.F16:
@@ -315,7 +314,7 @@ def export(model_dir: str, test_rows: list[dict], out_dir: str | os.PathLike, p,
 
     from .evaluate import encode_prompt, prompts
     from .files import atomic_path
-    from .template import render
+    from .template import answered, render
 
     unknown = set(p.types) - GGUF_TYPES - set(K_QUANTS)
     if unknown:
@@ -343,9 +342,7 @@ def export(model_dir: str, test_rows: list[dict], out_dir: str | os.PathLike, p,
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
             ps = prompts([r["title"] for r in test_rows[: p.verify_questions]], tp)
             prompt_ids = [encode_prompt(x, tokenizer) for x in ps]
-            answer_ids = [render({"prompt": x, "completion": [{"role": "assistant", "content": r["content"]}]}
-                                 if isinstance(x, list) else {"prompt": x, "completion": r["content"]},
-                                 tokenizer)[1][:64] for x, r in zip(ps, test_rows)]
+            answer_ids = [render(answered(x, r["content"]), tokenizer)[1][:64] for x, r in zip(ps, test_rows)]
             for ftype, path in written.items():
                 check = verify(path, model, tokenizer, prompt_ids, answer_ids, p.verify_tokens)
                 metrics["files"][ftype]["llama_cpp"] = check

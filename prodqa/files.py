@@ -52,6 +52,17 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+def write_jsonl(path: str | os.PathLike, rows) -> None:
+    """Write one JSON object per line (UTF-8, not escaped), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def progress(total: int | None = None, unit: str = "rec", desc: str = "") -> Any:
     """A tqdm bar on a terminal; silent in CI logs and pipes (where a bar only adds noise)."""
     from tqdm import tqdm

@@ -26,14 +26,21 @@ def question(title: str, rng: random.Random, phrasings: list[str]) -> str:
     return rng.choice(phrasings).format(title=title)
 
 
+def answered(prompt, answer: str) -> dict:
+    """A prompt (messages or Alpaca text) and its answer, in TRL's prompt–completion layout."""
+    if isinstance(prompt, list):
+        return {"prompt": prompt, "completion": [{"role": "assistant", "content": answer}]}
+    return {"prompt": prompt, "completion": answer}
+
+
 def example(title: str, description: str, p: Template, rng: random.Random) -> dict:
     """One prompt–completion example; the same (title, rng state) always gives the same question."""
     q = question(title, rng, p.questions)
     if p.format == "alpaca":
-        return {"prompt": ALPACA.format(question=q), "completion": description}
+        return answered(ALPACA.format(question=q), description)
     prompt = [{"role": "system", "content": p.system_prompt}] if p.system_prompt else []
     prompt.append({"role": "user", "content": q})
-    return {"prompt": prompt, "completion": [{"role": "assistant", "content": description}]}
+    return answered(prompt, description)
 
 
 def prompt_messages(title: str, p: Template, rng: random.Random):

@@ -19,7 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .files import atomic_path
+from .files import atomic_path, read_jsonl, write_json
 from .params import ParamsError, Template, Train
 
 FINGERPRINT = "fingerprint.json"
@@ -73,7 +73,7 @@ def resume_point(ckpt_dir: Path, fp: dict) -> str | None:
     # Other params or data, or a finished run being re-run (e.g. after a code change): start over.
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     ckpt_dir.mkdir(parents=True)
-    marker.write_text(json.dumps(fp, indent=2, sort_keys=True))
+    write_json(marker, fp)
     return None
 
 
@@ -135,11 +135,6 @@ def _load_unsloth(base_dir: str, p: Train, max_seq_len: int):
         use_gradient_checkpointing="unsloth" if p.gradient_checkpointing else False,
         random_state=p.seed)
     return model, tokenizer, None
-
-
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: bool):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from prodqa import evaluate, params, report
-from prodqa.files import atomic_path, progress, write_json
+from prodqa.files import atomic_path, progress, read_jsonl, write_json, write_jsonl
 from prodqa.stage import parser, run
 
 
@@ -33,15 +33,14 @@ def main(argv=None):
     with progress(len(rows), unit="answer", desc=f"evaluate {Path(args.model).name}") as bar:
         metrics, records = evaluate.evaluate(model, tokenizer, rows, p, tp, bar=bar)
 
-    with atomic_path(args.answers) as tmp:
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_jsonl(args.answers, records)
     with Live(args.metrics, dvcyaml=None, save_dvc_exp=False, report=None) as live:
         for name, value in metrics.items():
             live.log_metric(name, value, plot=False)
     print(" ".join(f"{k}={v}" for k, v in metrics.items()))
 
     if args.baseline:
-        base_rows = [json.loads(line) for line in Path(args.baseline).read_text().splitlines()]
+        base_rows = read_jsonl(args.baseline)
         base_metrics = json.loads((Path(args.baseline).parent / "base_metrics.json").read_text())
         with atomic_path(args.report, is_dir=True) as tmp:
             report.write(tmp, base_metrics, metrics, base_rows, records, p.report_examples, args.train_plots)

@@ -1,12 +1,11 @@
 """DVC stage ``template``: sample splits → prompt–completion JSONL for TRL (see prodqa.template)."""
 
-import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from prodqa import params, template
-from prodqa.files import atomic_path, write_json
+from prodqa.files import atomic_path, write_json, write_jsonl
 from prodqa.stage import parser, run
 
 
@@ -21,8 +20,7 @@ def main(argv=None):
         for offset, split in enumerate(("train", "validation")):
             rows = pq.read_table(Path(args.src) / f"{split}.parquet", columns=["title", "content"]).to_pylist()
             examples = template.build(rows, p, seed_offset=offset)
-            with open(Path(tmp) / f"{split}.jsonl", "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(ex, ensure_ascii=False) + "\n" for ex in examples)
+            write_jsonl(Path(tmp) / f"{split}.jsonl", examples)
             metrics[split] = template.length_stats(examples, tokenizer, p.max_seq_len)
     write_json(args.metrics, metrics)
 
