@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .files import DataError
+from .template import prompt
 
 # Where the pipeline writes what ask reads (outs of dvc.yaml; tests/test_config.py keeps them in step).
 GGUF = "models/gguf/model-q8_0.gguf"
@@ -52,14 +53,7 @@ def find_product(question: str, catalog: str) -> tuple[dict | None, float]:
     return {"title": titles[match[2]], "content": table["content"][match[2]].as_py()}, match[1]
 
 
-def messages(question: str, system_prompt: str, context: dict | None) -> list[dict]:
-    system = system_prompt
-    if context:
-        system += f"\n\nProduct: {context['title']}\nDescription: {context['content']}"
-    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
-
-
-def stream_gguf(path: str, msgs: list[dict], max_tokens: int, temperature: float, repeat_penalty: float) -> Iterator[str]:
+def stream_gguf(path: str, msgs, max_tokens: int, temperature: float, repeat_penalty: float) -> Iterator[str]:
     if not Path(path).exists():
         raise DataError(f"{path}: no GGUF model; run `make repro` (or `dvc repro export_gguf`) first, or use --hf")
     try:
@@ -67,14 +61,18 @@ def stream_gguf(path: str, msgs: list[dict], max_tokens: int, temperature: float
     except ImportError:
         raise DataError("llama-cpp-python is not installed (make setup installs it); or use --hf") from None
     llm = Llama(model_path=path, n_ctx=2048, verbose=False)
-    for chunk in llm.create_chat_completion(msgs, max_tokens=max_tokens, temperature=temperature,
-                                            repeat_penalty=repeat_penalty, stream=True):
+    kw = dict(max_tokens=max_tokens, temperature=temperature, repeat_penalty=repeat_penalty, stream=True)
+    if isinstance(msgs, str):  # template.format alpaca: plain text, as trained
+        for chunk in llm.create_completion(msgs, **kw):
+            yield chunk["choices"][0]["text"]
+        return
+    for chunk in llm.create_chat_completion(msgs, **kw):
         text = chunk["choices"][0]["delta"].get("content")
         if text:
             yield text
 
 
-def stream_hf(path: str, msgs: list[dict], max_tokens: int, temperature: float, repeat_penalty: float) -> Iterator[str]:
+def stream_hf(path: str, msgs, max_tokens: int, temperature: float, repeat_penalty: float, dtype=None) -> Iterator[str]:
     if not (Path(path) / "config.json").exists():
         raise DataError(f"{path}: no trained model; run `make repro` (or `dvc repro train`) first")
     from threading import Thread
@@ -82,8 +80,11 @@ def stream_hf(path: str, msgs: list[dict], max_tokens: int, temperature: float, 
     from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
-    inputs = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
+    if isinstance(msgs, str):  # template.format alpaca: plain text, as trained
+        inputs = tokenizer(msgs, add_special_tokens=False, return_tensors="pt")
+    else:
+        inputs = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     kw = dict(**inputs, max_new_tokens=max_tokens, do_sample=temperature > 0, repetition_penalty=repeat_penalty,
               streamer=streamer, pad_token_id=tokenizer.eos_token_id, **({"temperature": temperature} if temperature else {}))
@@ -116,9 +117,16 @@ def main(argv=None) -> None:
         print(f"grounded on: {context['title']} (match {score:.0f})" if context else
               f"no product in the catalog matched (best score {score:.0f} < {FUZZY_MIN_SCORE}); answering ungrounded",
               file=sys.stderr)
-    stream = stream_hf if args.hf else stream_gguf
     model = args.model or (MERGED if args.hf else GGUF)
-    for piece in stream(model, messages(question, tp.system_prompt, context), args.max_tokens or ep.max_new_tokens * 2,
-                        ep.temperature, ep.repetition_penalty):
+    decoding = (prompt(question, tp, context), args.max_tokens or ep.max_new_tokens, ep.temperature, ep.repetition_penalty)
+    if args.hf:
+        import torch
+
+        from . import precision
+
+        pieces = stream_hf(model, *decoding, dtype=precision.dtype(precision.resolve(ep.precision, torch.cuda.is_available())))
+    else:
+        pieces = stream_gguf(model, *decoding)
+    for piece in pieces:
         print(piece, end="", flush=True)
     print()

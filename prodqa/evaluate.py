@@ -1,10 +1,13 @@
-"""Stages ``evaluate_base`` and ``evaluate``: answer held-out questions and score them against the real descriptions.
+"""Stages ``evaluate_base`` and ``evaluate``: the same command on two models, asking two sets of questions.
 
-Reads a model folder (the base model, or the merged fine-tuned one) and the ``sample`` test split; writes
-one JSON line per product (question, reference, answer, per-example scores) and dvclive metrics:
-ROUGE-1/2/L (rouge-score, stemmed), BLEU (sacrebleu), the loss and perplexity of the reference answers
-under the model, and how many answers were empty or degenerate (repetition loops). The ``evaluate`` stage
-also writes the side-by-side report and plots comparing base and fine-tuned answers.
+- ``seen``: products of the train split, each asked the phrasing it never had in training
+  (``template.heldout_question``): closed-book recall of what the model was trained on.
+- ``unseen``: products of the test split, never trained on: generalisation, or guessing.
+
+Reads a model folder (the base model, or the merged fine-tuned one) and the ``sample`` splits; writes one
+JSON line per question and answer (with per-example scores) per set, and dvclive metrics per set:
+ROUGE-1/2/L (rouge-score, stemmed), BLEU (sacrebleu), the loss and perplexity of the real description
+under the model, and how many answers were empty or degenerate (repetition loops).
 
 Generation is batched: prompts are left-padded so every row's next token sits in the same column, and the
 KV cache makes each new token cost one position, not the whole sequence.
@@ -13,23 +16,18 @@ KV cache makes each new token cost one position, not the whole sequence.
 from __future__ import annotations
 
 import math
-import random
 import re
 from collections import Counter
 
 from .params import Evaluate, Template
-from .template import answered, prompt_messages, render
+from .template import answered, heldout_question, phrasings, prompt, question_text, render
 
-TEST_SEED_OFFSET = 2  # template.build used offsets 0 (train) and 1 (validation)
-
-
-def prompts(titles: list[str], tp: Template) -> list:
-    rng = random.Random(tp.seed + TEST_SEED_OFFSET)
-    return [prompt_messages(t, tp, rng) for t in titles]
+SETS = ("seen", "unseen")
 
 
-def question_text(prompt) -> str:
-    return prompt[-1]["content"] if isinstance(prompt, list) else prompt
+def questions(rows: list[dict], tp: Template, seen: bool) -> list[str]:
+    """The question each product is asked: a held-out phrasing for trained products, the first otherwise."""
+    return [heldout_question(r["title"], tp) if seen else phrasings(r["title"], tp)[0] for r in rows]
 
 
 def encode_prompt(prompt, tokenizer) -> list[int]:
@@ -120,10 +118,11 @@ def score(answers: list[str], references: list[str]) -> tuple[dict, list[dict]]:
     return metrics, per
 
 
-def evaluate(model, tokenizer, rows: list[dict], p: Evaluate, tp: Template, bar=None) -> tuple[dict, list[dict]]:
-    """Answer and score ``rows`` (dicts with title and content); return metrics and per-example records."""
+def evaluate(model, tokenizer, rows: list[dict], asked: list[str], p: Evaluate, tp: Template,
+             bar=None) -> tuple[dict, list[dict]]:
+    """Answer ``asked`` (one question per product of ``rows``) and score against the real descriptions."""
     tokenizer.padding_side = "left"
-    ps = prompts([r["title"] for r in rows], tp)
+    ps = [prompt(q, tp) for q in asked]
     answers = generate(model, tokenizer, [encode_prompt(x, tokenizer) for x in ps], p, bar=bar)
     refs = [r["content"] for r in rows]
     metrics, per = score(answers, refs)

@@ -37,9 +37,17 @@ def permute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def _pre_tokenizer(tok: dict) -> str:
+def _pre_tokenizer_parts(tok: dict) -> list[dict]:
     pre = tok.get("pre_tokenizer") or {}
-    parts = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    return pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+
+
+def _byte_level(tok: dict) -> bool:
+    return any(p.get("type") == "ByteLevel" for p in _pre_tokenizer_parts(tok))
+
+
+def _pre_tokenizer(tok: dict) -> str:
+    parts = _pre_tokenizer_parts(tok)
     types = [p.get("type") for p in parts]
     if types == ["Digits", "ByteLevel"] and parts[0].get("individual_digits"):
         return "smollm"
@@ -62,7 +70,9 @@ def vocab(model_dir: Path, vocab_size: int) -> dict:
     added = {a["id"]: a for a in tok.get("added_tokens", [])}
     by_id.update({i: a["content"] for i, a in added.items()})
     tokens, types = [], []
-    spm = bool(model.get("byte_fallback"))  # Llama 2 / TinyLlama style: ▁ pieces and <0xNN> bytes
+    # Llama 2 / TinyLlama style: ▁ pieces and <0xNN> bytes. A byte-level pre-tokenizer means GPT-2 style BPE
+    # even where byte_fallback is set (transformers 5.17 sets it when it rebuilds SmolLM2's vocab from GGUF).
+    spm = bool(model.get("byte_fallback")) and not _byte_level(tok)
     for i in range(vocab_size):
         text = by_id.get(i, f"[PAD{i}]")
         if i in added:
@@ -248,30 +258,17 @@ def hf_greedy(model, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
     return new[: next((i + 1 for i, t in enumerate(new) if t in eos), len(new))]
 
 
-def gguf_greedy(llm, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
-    llm.reset()
-    out = []
-    for token in llm.generate(prompt_ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
-        out.append(token)
-        if token in eos or len(out) == n:
-            break
-    return out
-
-
-def top1_agreement(model, llm, sequences: list[tuple[list[int], list[int]]]) -> float:
+def top1_agreement(model, sequences: list[tuple[list[int], list[int]]], cpp_argmax: list[list[int]]) -> float:
     """Share of answer positions where llama.cpp and the HF model predict the same next token."""
     import torch
 
     same = total = 0
-    for prompt, answer in sequences:
+    for (prompt, answer), cpp in zip(sequences, cpp_argmax):
         ids = prompt + answer
         with torch.inference_mode():
             hf = model(input_ids=torch.tensor([ids])).logits[0].argmax(-1).numpy()
-        llm.reset()
-        llm.eval(ids)
-        cpp = np.asarray(llm.scores[: len(ids)]).argmax(-1)
         span = slice(len(prompt) - 1, len(ids) - 1)  # positions that predict answer tokens
-        same += int((hf[span] == cpp[span]).sum())
+        same += int((hf[span] == np.asarray(cpp)[span]).sum())
         total += len(answer)
     return same / max(total, 1)
 
@@ -279,24 +276,21 @@ def top1_agreement(model, llm, sequences: list[tuple[list[int], list[int]]]) -> 
 def verify(path: str | os.PathLike, model, tokenizer, prompts: list[list[int]], answers: list[list[int]],
            n_tokens: int) -> dict:
     """Greedy tokens of the GGUF in llama.cpp against the HF model's, and top-1 logit agreement."""
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        raise ExportError("llama-cpp-python is not installed: cannot verify the GGUF in llama.cpp "
-                          "(make setup installs it; export_gguf.verify: false skips the check)") from None
+    from .llamacpp import run
+
     eos = {tokenizer.eos_token_id, *([tokenizer.convert_tokens_to_ids("<|im_end|>")] if "<|im_end|>" in tokenizer.get_vocab() else [])}
-    llm = Llama(model_path=str(path), n_ctx=max(512, max(len(p) + len(a) for p, a in zip(prompts, answers)) + 8),
-                logits_all=True, n_threads=os.cpu_count(), verbose=False, seed=0)
+    sequences = list(zip(prompts, answers))
+    cpp = run(path, greedy=prompts, n_tokens=n_tokens, eos=eos, score=[p + a for p, a in sequences])
     agree = []
-    for prompt in prompts:
-        ref, got = hf_greedy(model, prompt, n_tokens, eos), gguf_greedy(llm, prompt, n_tokens, eos)
+    for prompt, got in zip(prompts, cpp.greedy):
+        ref = hf_greedy(model, prompt, n_tokens, eos)
         prefix = next((i for i, (a, b) in enumerate(zip(ref, got)) if a != b), min(len(ref), len(got)))
         agree.append({"hf": len(ref), "gguf": len(got), "same_prefix": prefix, "identical": ref == got})
     return {
         "identical_greedy": all(a["identical"] for a in agree),
         "mean_same_prefix_tokens": round(sum(a["same_prefix"] for a in agree) / len(agree), 2),
         "greedy": agree,
-        "top1_agreement": round(top1_agreement(model, llm, list(zip(prompts, answers))), 4),
+        "top1_agreement": round(top1_agreement(model, sequences, cpp.argmax), 4),
     }
 
 
@@ -312,9 +306,9 @@ def export(model_dir: str, test_rows: list[dict], out_dir: str | os.PathLike, p,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .evaluate import encode_prompt, prompts
+    from .evaluate import encode_prompt, questions
     from .files import atomic_path
-    from .template import answered, render
+    from .template import answered, prompt, render
 
     unknown = set(p.types) - GGUF_TYPES - set(K_QUANTS)
     if unknown:
@@ -340,7 +334,8 @@ def export(model_dir: str, test_rows: list[dict], out_dir: str | os.PathLike, p,
 
         if p.verify:
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-            ps = prompts([r["title"] for r in test_rows[: p.verify_questions]], tp)
+            rows = test_rows[: p.verify_questions]
+            ps = [prompt(q, tp) for q in questions(rows, tp, seen=False)]
             prompt_ids = [encode_prompt(x, tokenizer) for x in ps]
             answer_ids = [render(answered(x, r["content"]), tokenizer)[1][:64] for x, r in zip(ps, test_rows)]
             for ftype, path in written.items():

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PARAMS_FILE = "params.yaml"
+Precision = Literal["auto", "fp32", "bf16"]  # resolved to a dtype by prodqa.precision
 
 
 class ParamsError(Exception):
@@ -70,7 +71,8 @@ class Clean(Section):
 
 
 class Sample(Section):
-    size: int = Field(gt=0, description="Products drawn from the cleaned catalog.")
+    # Not `size`: DVC 3.67's run-cache drops keys named size/nfiles from a stage's hash (treeverse/dvc#10296).
+    n_products: int = Field(gt=0, description="Products drawn from the cleaned catalog.")
     seed: int = Field(ge=0)
     length_buckets: list[int] = Field(min_length=1, description="Description-length bucket edges.")
     val_frac: float = Field(ge=0, lt=1)
@@ -93,20 +95,25 @@ class Template(Section):
     format: Literal["chat", "alpaca"] = Field(description="chat: the model's own chat template.")
     system_prompt: str = Field(description="System turn of every conversation ('' for none).")
     questions: list[str] = Field(min_length=1, description="Question phrasings; each holds {title}.")
+    phrasings_per_product: int = Field(gt=0, description="Training examples per product, each another phrasing.")
     max_seq_len: int = Field(ge=16, le=32768, description="Tokens per training sequence; longer ones are cut.")
     seed: int = Field(ge=0)
 
     @model_validator(mode="after")
-    def _has_title(self) -> "Template":
+    def _check(self) -> "Template":
         for q in self.questions:
             if "{title}" not in q:
                 raise ValueError(f"question {q!r} has no {{title}} placeholder")
+        if self.phrasings_per_product >= len(self.questions):
+            raise ValueError(f"phrasings_per_product ({self.phrasings_per_product}) must be < the number of questions "
+                             f"({len(self.questions)}): one phrasing per product is held out for the seen evaluation")
         return self
 
 
 class Train(Section):
     backend: Literal["auto", "peft", "unsloth"] = Field(description="auto: Unsloth on CUDA when installed, else PEFT.")
     load_in_4bit: bool = Field(description="QLoRA through bitsandbytes (CUDA only).")
+    precision: Precision = Field(description="Base weights and matmuls: auto = bf16 where the hardware has it.")
     lr: float = Field(gt=0, lt=1)
     max_steps: int = Field(ge=-1, description="Optimizer steps; -1 trains for `epochs` instead.")
     epochs: float = Field(gt=0)
@@ -139,13 +146,18 @@ class Train(Section):
 
 
 class Evaluate(Section):
-    max_examples: int = Field(gt=0, description="Test products answered (the first N of the test split).")
+    seen_examples: int = Field(ge=0, description="Trained products asked a phrasing they never had in training.")
+    unseen_examples: int = Field(ge=0, description="Test products (never trained on) asked.")
+    precision: Precision = Field(description="Generation dtype: auto = bf16 where the hardware has it.")
     batch_size: int = Field(gt=0)
     max_new_tokens: int = Field(gt=0, le=4096)
     temperature: float = Field(ge=0, description="0 = greedy decoding.")
     top_p: float = Field(gt=0, le=1)
     repetition_penalty: float = Field(ge=1)
-    report_examples: int = Field(ge=0, description="Products shown side by side in the report.")
+
+
+class Report(Section):
+    examples: int = Field(ge=0, description="Products per set shown side by side in report.md.")
 
 
 class ExportGguf(Section):
@@ -166,6 +178,7 @@ SECTIONS: dict[str, type[Section]] = {
     "template": Template,
     "train": Train,
     "evaluate": Evaluate,
+    "report": Report,
     "export_gguf": ExportGguf,
 }
 

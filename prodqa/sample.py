@@ -19,11 +19,11 @@ SPLITS = ("train", "validation", "test")
 
 
 def stratified_indices(lengths: np.ndarray, p: Sample, rng: np.random.Generator) -> np.ndarray:
-    """Draw ``p.size`` row indices, as evenly as possible across the length buckets."""
+    """Draw ``p.n_products`` row indices, as evenly as possible across the length buckets."""
     bucket = np.digitize(lengths, p.length_buckets)
     groups = [rng.permutation(np.flatnonzero(bucket == b)) for b in range(len(p.length_buckets) + 1)]
     groups = [g for g in groups if len(g)]
-    size = min(p.size, len(lengths))
+    size = min(p.n_products, len(lengths))
     chosen: list[np.ndarray] = []
     # Water-filling: every bucket gets an equal share; what a small bucket cannot fill goes to the rest.
     remaining = size

@@ -1,11 +1,18 @@
-"""Stage ``template``: turn products into question → description examples in TRL's prompt–completion format.
+"""The prompt layout, owned here: question phrasings, system prompt, format, and stage ``template``.
 
 Reads the ``sample`` splits and the base model's tokenizer; writes ``train.jsonl`` and
 ``validation.jsonl`` plus token-length statistics. Because prompt and completion are separate fields,
 TRL computes the loss on the answer tokens only.
 
+Every product has its own seeded order of the question phrasings (:func:`phrasings`, keyed by title, so
+it does not depend on the split or the row order). Training uses the first
+``template.phrasings_per_product`` of them, one example each, so the model meets each product under
+several questions; the next one (:func:`heldout_question`) is never used in training for that product and
+is what the ``seen`` evaluation asks. Validation and test products are asked their first phrasing.
+
 ``chat`` (default) keeps messages, so TRL renders them with the model's own chat template; ``alpaca``
-writes plain-text prompts in the Alpaca layout, for models without a chat template.
+writes plain-text prompts in the Alpaca layout, for models without a chat template. :func:`prompt` is the
+only builder of a prompt: template, evaluate, export_gguf and ask all call it.
 """
 
 from __future__ import annotations
@@ -22,35 +29,49 @@ ALPACA = (
 )
 
 
-def question(title: str, rng: random.Random, phrasings: list[str]) -> str:
-    return rng.choice(phrasings).format(title=title)
+def phrasings(title: str, p: Template) -> list[str]:
+    """This product's questions, in its own seeded order (the same title always gets the same order)."""
+    order = list(p.questions)
+    random.Random(f"{p.seed}:{title}").shuffle(order)
+    return [q.format(title=title) for q in order]
 
 
-def answered(prompt, answer: str) -> dict:
-    """A prompt (messages or Alpaca text) and its answer, in TRL's prompt–completion layout."""
-    if isinstance(prompt, list):
-        return {"prompt": prompt, "completion": [{"role": "assistant", "content": answer}]}
-    return {"prompt": prompt, "completion": answer}
+def heldout_question(title: str, p: Template) -> str:
+    """The phrasing a trained product never had in training: what the ``seen`` evaluation asks."""
+    return phrasings(title, p)[p.phrasings_per_product]
 
 
-def example(title: str, description: str, p: Template, rng: random.Random) -> dict:
-    """One prompt–completion example; the same (title, rng state) always gives the same question."""
-    q = question(title, rng, p.questions)
+def prompt(question: str, p: Template, context: dict | None = None):
+    """The prompt for ``question`` in the trained layout (messages, or Alpaca text).
+
+    ``context`` (a catalog product with title and content) is given to the model for grounded answers.
+    """
+    system = p.system_prompt
+    if context:
+        system += f"\n\nProduct: {context['title']}\nDescription: {context['content']}"
     if p.format == "alpaca":
-        return answered(ALPACA.format(question=q), description)
-    prompt = [{"role": "system", "content": p.system_prompt}] if p.system_prompt else []
-    prompt.append({"role": "user", "content": q})
-    return answered(prompt, description)
+        return ALPACA.format(question=f"{system}\n\n{question}" if context else question)
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
 
 
-def prompt_messages(title: str, p: Template, rng: random.Random):
-    """The prompt alone (for generation at evaluation and ask time), in the training layout."""
-    return example(title, "", p, rng)["prompt"]
+def answered(prompt_, answer: str) -> dict:
+    """A prompt (messages or Alpaca text) and its answer, in TRL's prompt–completion layout."""
+    if isinstance(prompt_, list):
+        return {"prompt": prompt_, "completion": [{"role": "assistant", "content": answer}]}
+    return {"prompt": prompt_, "completion": answer}
 
 
-def build(rows: list[dict], p: Template, seed_offset: int = 0) -> list[dict]:
-    rng = random.Random(p.seed + seed_offset)
-    return [example(r["title"], r["content"], p, rng) for r in rows]
+def question_text(prompt_) -> str:
+    """The user's question inside a prompt built by :func:`prompt`."""
+    if isinstance(prompt_, list):
+        return prompt_[-1]["content"]
+    return prompt_.split("### Instruction:\n", 1)[-1].split("\n\n### Response:", 1)[0]
+
+
+def build(rows: list[dict], p: Template, train: bool) -> list[dict]:
+    """Prompt–completion examples: ``phrasings_per_product`` per product for training, else one."""
+    per_product = p.phrasings_per_product if train else 1
+    return [answered(prompt(q, p), r["content"]) for r in rows for q in phrasings(r["title"], p)[:per_product]]
 
 
 def render(ex: dict, tokenizer, eos: bool = True) -> tuple[list[int], list[int]]:

@@ -19,6 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
+from . import precision
 from .files import atomic_path, read_jsonl, write_json
 from .params import ParamsError, Template, Train
 
@@ -106,11 +107,15 @@ def live_callback(live):
 
 
 def _load_peft(base_dir: str, p: Train, has_cuda: bool):
-    import torch
+    """The base model in ``train.precision`` (its frozen weights), the tokenizer and the LoRA config.
+
+    PEFT keeps the LoRA weights, and so the optimizer state, in fp32 over bf16 base weights
+    (``autocast_adapter_dtype``); the trainer's bf16 autocast runs the matrix products in bf16.
+    """
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = torch.bfloat16 if has_cuda and torch.cuda.is_bf16_supported() else torch.float32
+    dtype = precision.dtype(precision.resolve(p.precision, has_cuda))
     kw = {}
     if p.load_in_4bit:
         from transformers import BitsAndBytesConfig
@@ -227,6 +232,20 @@ def build_trainer(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, templat
     return trainer, tokenizer, backend
 
 
+def merge_fp32(base_dir: str, adapter_dir: str):
+    """The base model with the adapter merged in, in fp32.
+
+    Merging into bf16 base weights would round away every LoRA delta smaller than 1/256 of its weight,
+    so the adapter goes onto a fresh fp32 copy of the base, whatever precision it was trained in.
+    """
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
+    return PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+
+
 def is_main_process() -> bool:
     """Rank 0 of a distributed launch, or a plain single process: the one that writes outputs."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -295,8 +314,7 @@ def train(base_dir: str, data_dir: str, adapter_out: str, merged_out: str, ckpt_
         if backend == "unsloth":
             trainer.model.save_pretrained_merged(str(tmp), tokenizer, save_method="merged_16bit")
         else:
-            merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-            merged.save_pretrained(tmp, safe_serialization=True)
+            merge_fp32(base_dir, adapter_out).save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
     (Path(ckpt_dir) / COMPLETE).touch()
     return summary

@@ -17,9 +17,9 @@ def main(argv=None):
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     metrics = {}
     with atomic_path(args.out, is_dir=True) as tmp:
-        for offset, split in enumerate(("train", "validation")):
+        for split in ("train", "validation"):
             rows = pq.read_table(Path(args.src) / f"{split}.parquet", columns=["title", "content"]).to_pylist()
-            examples = template.build(rows, p, seed_offset=offset)
+            examples = template.build(rows, p, train=split == "train")
             write_jsonl(Path(tmp) / f"{split}.jsonl", examples)
             metrics[split] = template.length_stats(examples, tokenizer, p.max_seq_len)
     write_json(args.metrics, metrics)

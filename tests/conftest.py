@@ -20,7 +20,7 @@ def shipped() -> dict:
 
 @pytest.fixture
 def params_file(tmp_path, shipped):
-    """Write params.yaml with dotted overrides, e.g. params_file({"sample.size": 10})."""
+    """Write params.yaml with dotted overrides, e.g. params_file({"sample.n_products": 10})."""
 
     def write(overrides: dict | None = None) -> str:
         doc = copy.deepcopy(shipped)

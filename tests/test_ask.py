@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from ruamel.yaml import YAML
 
-from prodqa import ask
+from prodqa import ask, params, template
 from prodqa.files import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,10 +62,14 @@ def test_grounding_finds_the_product(catalog, question, title):
     assert (product["title"] if product else None) == title
 
 
-def test_grounded_prompt_carries_the_description(catalog):
+def test_grounded_prompt_carries_the_description(catalog, shipped):
     product, _ = ask.find_product("What is Girls Ballet Tutu Neon Pink?", catalog)
-    msgs = ask.messages("What is it?", "Be brief.", product)
-    assert "High quality 3 layer ballet tutu." in msgs[0]["content"] and msgs[-1]["content"] == "What is it?"
+    tp = params.parse("template", {**shipped["template"], "system_prompt": "Be brief."})
+    msgs = template.prompt("What is it?", tp, product)
+    assert msgs[0]["content"].startswith("Be brief.") and "High quality 3 layer ballet tutu." in msgs[0]["content"]
+    assert msgs[-1] == {"role": "user", "content": "What is it?"}
+    text = template.prompt("What is it?", tp.model_copy(update={"format": "alpaca"}), product)
+    assert "High quality 3 layer ballet tutu." in text and text.endswith("### Response:\n")
 
 
 def test_usage_without_subcommand():

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from prodqa import evaluate, params, report
+from prodqa import evaluate, params, template
 from stages import evaluate as stage
 
 
@@ -53,7 +53,8 @@ def test_batched_generation_matches_one_at_a_time(tiny_model, p, tp):
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
-    ids = [evaluate.encode_prompt(x, tokenizer) for x in evaluate.prompts(["Tutu", "A much longer title of a toy", "Mug"], tp)]
+    rows = [{"title": t} for t in ("Tutu", "A much longer title of a toy", "Mug")]
+    ids = [evaluate.encode_prompt(template.prompt(q, tp), tokenizer) for q in evaluate.questions(rows, tp, seen=False)]
     assert len({len(i) for i in ids}) > 1  # different lengths, so padding happens
     batched = evaluate.generate(model, tokenizer, ids, p, batch_size=3)
     single = [evaluate.generate(model, tokenizer, [i], p, batch_size=1)[0] for i in ids]
@@ -82,30 +83,42 @@ def test_reference_loss_is_the_answer_tokens_nll(tiny_model, tp):
     assert evaluate.reference_loss(model, tokenizer, [ex, long], 64, 2)[0] == pytest.approx(loss, rel=1e-4)
 
 
-def test_report_markdown_has_both_answers_and_scores():
-    m = {"rouge1": 0.1, "rouge2": 0.0, "rougeL": 0.1, "bleu": 1.0, "loss": 3.0, "perplexity": 20.1,
-         "empty_answers": 0, "degenerate_answers": 1, "examples": 1}
-    row = {"title": "Tutu | pink", "question": "What is Tutu?", "reference": "A skirt.", "answer": "", "rougeL": 0.0}
-    md = report.markdown(m, {**m, "rougeL": 0.5}, [row], [{**row, "answer": "A pink skirt.", "rougeL": 0.5}], 1)
-    assert "| rougeL | 0.1 | 0.5 |" in md
-    assert "| base | *(empty)* | 0.000 |" in md and "| fine-tuned | A pink skirt. | 0.500 |" in md
-    assert "Tutu \\| pink" in md  # table cells are escaped
+def test_seen_questions_are_phrasings_the_product_never_had_in_training(tp):
+    rows = [{"title": f"Item {i}", "content": "x"} for i in range(50)]
+    trained = template.build(rows, tp, train=True)
+    asked = evaluate.questions(rows, tp, seen=True)
+    k = tp.phrasings_per_product
+    assert len(trained) == k * len(rows)
+    for i, row in enumerate(rows):  # build() writes each product's examples together, in row order
+        mine = {template.question_text(ex["prompt"]) for ex in trained[i * k:(i + 1) * k]}
+        assert len(mine) == k and all(row["title"] in q for q in mine)
+        assert row["title"] in asked[i] and asked[i] not in mine
+    # Each product has its own order: across 50 products the held-out phrasing is not always the same one.
+    assert len({q.replace(r["title"], "{title}") for q, r in zip(asked, rows)}) > 3
 
 
 @pytest.mark.slow
-def test_tiny_end_to_end_evaluate_with_report(tmp_path, tiny_model, params_file):
-    test = tmp_path / "test.parquet"
-    pq.write_table(pa.Table.from_pylist([{"uid": str(i), "title": f"Tutu {i}", "content": "A pink tutu."}
-                                         for i in range(4)]), test)
-    prm = params_file({"evaluate.max_new_tokens": 6, "evaluate.max_examples": 3, "template.max_seq_len": 64})
-    common = ["--params", prm, "--model", tiny_model, "--test", str(test)]
-    stage.main([*common, "--answers", str(tmp_path / "base" / "answers.jsonl"), "--metrics", str(tmp_path / "mb")])
-    stage.main([*common, "--answers", str(tmp_path / "tuned" / "answers.jsonl"), "--metrics", str(tmp_path / "mt"),
-                "--baseline", str(tmp_path / "base" / "answers.jsonl"), "--report", str(tmp_path / "report")])
-    metrics = json.loads((tmp_path / "mt" / "metrics.json").read_text())
-    assert metrics["examples"] == 3 and math.isclose(metrics["perplexity"], math.exp(metrics["loss"]), rel_tol=1e-3)
-    assert {"rouge1", "rouge2", "rougeL", "bleu", "empty_answers", "degenerate_answers"} <= set(metrics)
-    answers = [json.loads(line) for line in (tmp_path / "tuned" / "answers.jsonl").read_text().splitlines()]
-    assert [a["title"] for a in answers] == ["Tutu 0", "Tutu 1", "Tutu 2"]
+def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, tiny_model, params_file):
+    from stages import report as report_stage
+
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    for split in ("train", "test"):
+        pq.write_table(pa.Table.from_pylist([{"uid": str(i), "title": f"{split} Tutu {i}", "content": "A pink tutu."}
+                                             for i in range(4)]), sample / f"{split}.parquet")
+    prm = params_file({"evaluate.max_new_tokens": 6, "evaluate.seen_examples": 3, "evaluate.unseen_examples": 2,
+                       "template.max_seq_len": 64})
+    for name in ("base", "tuned"):
+        stage.main(["--params", prm, "--model", tiny_model, "--sample", str(sample),
+                    "--answers", str(tmp_path / "answers" / name), "--metrics", str(tmp_path / "metrics" / name)])
+    metrics = json.loads((tmp_path / "metrics" / "tuned" / "metrics.json").read_text())
+    assert metrics["seen"]["examples"] == 3 and metrics["unseen"]["examples"] == 2
+    assert math.isclose(metrics["seen"]["perplexity"], math.exp(metrics["seen"]["loss"]), rel_tol=1e-3)
+    assert {"rouge1", "rouge2", "rougeL", "bleu", "empty_answers", "degenerate_answers"} <= set(metrics["unseen"])
+    seen = [json.loads(line) for line in (tmp_path / "answers" / "tuned" / "seen.jsonl").read_text().splitlines()]
+    assert [a["title"] for a in seen] == ["train Tutu 0", "train Tutu 1", "train Tutu 2"]
+    report_stage.main(["--params", prm, "--out", str(tmp_path / "report"), "--train_plots", str(tmp_path / "none"),
+                       *(a for m in ("base", "tuned") for a in (f"--{m}_answers", str(tmp_path / "answers" / m),
+                                                             f"--{m}_metrics", str(tmp_path / "metrics" / m / "metrics.json")))])
     assert (tmp_path / "report" / "report.md").read_text().startswith("# Base vs fine-tuned")
     assert (tmp_path / "report" / "metrics_bars.png").stat().st_size > 1000

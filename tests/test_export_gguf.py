@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prodqa import export_gguf, params
+from prodqa import export_gguf, llamacpp, params
 from prodqa.export_gguf import ExportError
 from stages import export_gguf as stage
 
@@ -133,10 +133,6 @@ def test_llama3_rope_scaling_survives_export(tmp_path, tiny_model):
     ids = tokenizer("A pink ballet tutu with three layers of tulle, twelve inches long, for dance class and play.")["input_ids"]
     with torch.no_grad():
         expected = model(input_ids=torch.tensor([ids])).logits[0].numpy()
-    from llama_cpp import Llama
-
-    llm = Llama(model_path=str(tmp_path / "m.gguf"), n_ctx=128, logits_all=True, verbose=False)
-    llm.eval(ids)
-    got = np.asarray(llm.scores[: len(ids)])
+    got = llamacpp.run(tmp_path / "m.gguf", score=[ids], keep_logits=True).logits[0]
     # Without the factors the rotations of later positions differ and so do their logits.
     assert np.abs(got - expected).max() < 1e-2 * np.abs(expected).max()  # measured: 0.012 of 8.2 with, 6.4 without

@@ -17,7 +17,7 @@ def test_shipped_params_are_valid(shipped):
     ("clean", {"html_unescape": "yes"}, "clean.html_unescape: Input should be a valid boolean"),
     ("sample", {"val_frac": 1.5}, "sample.val_frac: Input should be less than 1"),
     ("sample", {"val_frac": 0.6, "test_frac": 0.5}, "val_frac + test_frac must be < 1"),
-    ("sample", {"size": 0}, "sample.size: Input should be greater than 0"),
+    ("sample", {"n_products": 0}, "sample.n_products: Input should be greater than 0"),
     ("sample", {"length_buckets": [300, 100]}, "strictly increasing"),
     ("unpack", {"block_bytes": 10}, "unpack.block_bytes"),
     ("clean", {"boilerplate_patterns": ["(unclosed"]}, "'(unclosed' is not a valid RE2 regex"),

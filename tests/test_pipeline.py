@@ -16,11 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
     "synth": {"n_products": 400},
-    "sample": {"size": 60, "val_frac": 0.1, "test_frac": 0.1},
+    "sample": {"n_products": 60, "val_frac": 0.1, "test_frac": 0.1},
     "template": {"max_seq_len": 64},
     "train": {"max_steps": 2, "batch_size": 2, "eval_steps": 2, "save_steps": 2, "logging_steps": 1,
               "lora_r": 4, "lora_alpha": 8},
-    "evaluate": {"max_examples": 2, "max_new_tokens": 4, "report_examples": 2},
+    "evaluate": {"seen_examples": 2, "unseen_examples": 2, "max_new_tokens": 4},
+    "report": {"examples": 2},
     "export_gguf": {"verify_questions": 1, "verify_tokens": 4, "min_top1_agreement": 0.0,
                     "verify": importlib.util.find_spec("llama_cpp") is not None},
 }
@@ -62,7 +63,8 @@ def project(tmp_path_factory, tiny_model):
 @pytest.mark.slow
 def test_repro_noop_push_and_pull_in_a_fresh_clone(project):
     sh("dvc", "repro", cwd=project)
-    assert json.loads((project / "metrics" / "eval" / "tuned" / "metrics.json").read_text())["examples"] == 2
+    tuned = json.loads((project / "metrics" / "eval" / "tuned" / "metrics.json").read_text())
+    assert tuned["seen"]["examples"] == 2 and tuned["unseen"]["examples"] == 2
     assert (project / "models" / "gguf" / "Modelfile").exists()
 
     start = time.perf_counter()
@@ -81,6 +83,6 @@ def test_repro_noop_push_and_pull_in_a_fresh_clone(project):
     status = sh("dvc", "status", cwd=clone).stdout
     assert "up to date" in status, status
     for out in ("data/sample/test.parquet", "models/merged/model.safetensors", "models/gguf/model-q8_0.gguf",
-                "data/eval/answers.jsonl"):
+                "data/eval/tuned/seen.jsonl"):
         assert (clone / out).read_bytes() == (project / out).read_bytes(), out
     assert (clone / "checkpoints" / "fingerprint.json").exists()  # persisted, and restored like any output

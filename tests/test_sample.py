@@ -19,7 +19,7 @@ def catalog(n=600, repeat_every=0):
 
 @pytest.fixture
 def p(shipped):
-    return params.parse("sample", {**shipped["sample"], "size": 200, "val_frac": 0.1, "test_frac": 0.1,
+    return params.parse("sample", {**shipped["sample"], "n_products": 200, "val_frac": 0.1, "test_frac": 0.1,
                                    "length_buckets": [1000, 2000, 3000]})
 
 
@@ -57,7 +57,7 @@ def test_same_params_give_byte_identical_files(tmp_path, params_file):
     digests = []
     for run in range(2):
         out = tmp_path / f"out{run}"
-        stage.main(["--params", params_file({"sample.size": 100}), "--src", str(src), "--out", str(out),
+        stage.main(["--params", params_file({"sample.n_products": 100}), "--src", str(src), "--out", str(out),
                     "--metrics", str(tmp_path / "m.json")])
         digests.append({f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(out.iterdir())})
     assert digests[0] == digests[1] and set(digests[0]) == {"train.parquet", "validation.parquet", "test.parquet"}

@@ -1,5 +1,4 @@
 import json
-import random
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,24 +16,39 @@ def p(shipped):
 
 
 def test_chat_example_is_prompt_completion_messages(p):
-    ex = template.example("Girls Ballet Tutu Neon Pink", DESC, p, random.Random(0))
+    (ex,) = template.build([{"title": "Girls Ballet Tutu Neon Pink", "content": DESC}], p, train=False)
     assert ex["prompt"][0] == {"role": "system", "content": p.system_prompt}
     assert ex["prompt"][1]["role"] == "user" and "Girls Ballet Tutu Neon Pink" in ex["prompt"][1]["content"]
     assert ex["completion"] == [{"role": "assistant", "content": DESC}]
 
 
 def test_alpaca_example(p):
-    ex = template.example("Tutu", DESC, p.model_copy(update={"format": "alpaca"}), random.Random(0))
+    (ex,) = template.build([{"title": "Tutu", "content": DESC}], p.model_copy(update={"format": "alpaca"}), train=False)
     assert ex["prompt"].endswith("### Response:\n") and "Tutu" in ex["prompt"] and ex["completion"] == DESC
+    assert template.question_text(ex["prompt"]) in template.phrasings("Tutu", p)
 
 
-def test_questions_are_seeded_paraphrases(p):
+def test_each_trained_product_gets_distinct_phrasings_seeded_by_title(p):
     rows = [{"title": f"Item {i}", "content": DESC} for i in range(200)]
-    a, b = template.build(rows, p), template.build(rows, p)
-    assert a == b
-    used = {ex["prompt"][1]["content"].replace(f"Item {i}", "{title}") for i, ex in enumerate(a)}
+    a = template.build(rows, p, train=True)
+    assert a == template.build(list(reversed(rows))[::-1], p, train=True)  # deterministic
+    k = p.phrasings_per_product
+    assert len(a) == k * len(rows)
+    first = [[template.question_text(ex["prompt"]) for ex in a[i * k:(i + 1) * k]] for i in range(len(rows))]
+    assert all(len(set(qs)) == k for qs in first)  # k different phrasings per product
+    used = {q.replace(f"Item {i}", "{title}") for i, qs in enumerate(first) for q in qs}
     assert used == set(p.questions)  # every phrasing appears, nothing else does
-    assert template.build(rows, p.model_copy(update={"seed": 99})) != a
+    # A product's phrasings depend on its title, not on its position or its neighbours.
+    assert template.phrasings("Item 5", p) == template.phrasings("Item 5", p)
+    assert [template.question_text(ex["prompt"]) for ex in template.build(rows[5:6], p, train=True)] == first[5]
+    assert template.build(rows, p.model_copy(update={"seed": 99}), train=True) != a
+    assert len(template.build(rows, p, train=False)) == len(rows)
+
+
+def test_phrasings_per_product_must_leave_one_held_out(shipped):
+    n = len(shipped["template"]["questions"])
+    with pytest.raises(params.ParamsError, match="phrasings_per_product"):
+        params.parse("template", {**shipped["template"], "phrasings_per_product": n})
 
 
 def test_only_answer_tokens_carry_labels(tiny_model, p):
@@ -44,7 +58,7 @@ def test_only_answer_tokens_carry_labels(tiny_model, p):
     from trl import SFTConfig, SFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    examples = template.build([{"title": "Girls Ballet Tutu Neon Pink", "content": DESC}], p)
+    examples = template.build([{"title": "Girls Ballet Tutu Neon Pink", "content": DESC}], p, train=False)
     trainer = SFTTrainer(model=tiny_model, processing_class=tokenizer, train_dataset=Dataset.from_list(examples),
                          args=SFTConfig(output_dir="/tmp/unused", use_cpu=True, report_to="none", max_length=128,
                                         completion_only_loss=True))
@@ -61,7 +75,7 @@ def test_length_stats_count_truncation(tiny_model, p):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    examples = template.build([{"title": "T", "content": "word " * n} for n in (5, 50, 500)], p)
+    examples = template.build([{"title": "T", "content": "word " * n} for n in (5, 50, 500)], p, train=False)
     stats = template.length_stats(examples, tokenizer, max_seq_len=100)
     assert stats["examples"] == 3 and stats["truncated"] == 1 and stats["tokens_max"] > 500
 
@@ -74,6 +88,7 @@ def test_stage_smoke(tmp_path, tiny_model, params_file):
                        src / f"{split}.parquet")
     stage.main(["--params", params_file(), "--src", str(src), "--model", tiny_model, "--out", str(tmp_path / "t"),
                 "--metrics", str(tmp_path / "m.json")])
-    line = json.loads((tmp_path / "t" / "train.jsonl").read_text())
-    assert line["completion"][0]["content"] == DESC
+    lines = [json.loads(x) for x in (tmp_path / "t" / "train.jsonl").read_text().splitlines()]
+    assert len(lines) == params.load("template", params_file()).phrasings_per_product
+    assert all(x["completion"][0]["content"] == DESC for x in lines)
     assert json.loads((tmp_path / "m.json").read_text())["validation"]["examples"] == 1

@@ -44,7 +44,7 @@ def tiny_run(tmp_path, shipped, tiny_model):
     data.mkdir()
     rows = [{"title": f"Dickies Ballet Tutu Size {i}", "content": DESC} for i in range(12)]
     for split in ("train", "validation"):
-        (data / f"{split}.jsonl").write_text("".join(json.dumps(ex) + "\n" for ex in template.build(rows, tp)))
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(ex) + "\n" for ex in template.build(rows, tp, train=split == "train")))
     out = {k: str(tmp_path / k) for k in ("adapter", "merged", "checkpoints", "metrics")}
     return p, tp, str(data), out
 

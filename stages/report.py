@@ -1,0 +1,24 @@
+"""DVC stage ``report``: base vs fine-tuned, seen vs unseen, side by side (see prodqa.report)."""
+
+import json
+from pathlib import Path
+
+from prodqa import params, report
+from prodqa.evaluate import SETS
+from prodqa.files import atomic_path, read_jsonl
+from prodqa.stage import parser, run
+
+
+def main(argv=None):
+    args = parser(__doc__, "base_answers", "base_metrics", "tuned_answers", "tuned_metrics", "train_plots", "out").parse_args(argv)
+    p = params.load("report", args.params)
+    metrics, answers = {}, {}
+    for model in ("base", "tuned"):
+        metrics[model] = json.loads(Path(getattr(args, f"{model}_metrics")).read_text())
+        answers[model] = {name: read_jsonl(Path(getattr(args, f"{model}_answers")) / f"{name}.jsonl") for name in SETS}
+    with atomic_path(args.out, is_dir=True) as tmp:
+        report.write(tmp, metrics, answers, p.examples, args.train_plots)
+
+
+if __name__ == "__main__":
+    run(main)
