@@ -52,6 +52,10 @@ def resolve_backend(p: Train, has_cuda: bool) -> str:
     """The backend for these params on this machine, or ParamsError before any work starts."""
     if p.load_in_4bit and not has_cuda:
         raise ParamsError("train.load_in_4bit: 4-bit QLoRA needs a CUDA GPU (bitsandbytes)")
+    if p.token_metrics and importlib.util.find_spec("triton") is None:
+        # TRL 1.15 computes them in a Triton kernel only; the CPU build of torch ships without Triton.
+        raise ParamsError("train.token_metrics: TRL's per-token metrics need Triton (a CUDA build of torch); "
+                          "set it to false on this machine")
     return choose_backend(p.backend, has_cuda)
 
 

@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import subprocess
 import sys
@@ -117,7 +118,16 @@ def test_packed_examples_do_not_attend_to_each_other(tiny_model):
     assert torch.allclose(packed, separate, atol=1e-5)
 
 
+def test_token_metrics_without_triton_names_the_key(shipped, monkeypatch):
+    real = train.importlib.util.find_spec
+    monkeypatch.setattr(train.importlib.util, "find_spec", lambda name: None if name == "triton" else real(name))
+    p = params.parse("train", {**shipped["train"], "token_metrics": True})
+    with pytest.raises(ParamsError, match="train.token_metrics: TRL's per-token metrics need Triton"):
+        train.resolve_backend(p, has_cuda=False)
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="TRL's fused LM head needs Triton (CUDA torch)")
 def test_plain_loss_equals_trl_fused_loss(tiny_model, tiny_run):
     """The faster loss path (train.token_metrics: false) computes the same loss as TRL's fused LM head."""
     import torch
