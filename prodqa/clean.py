@@ -12,13 +12,14 @@ import html
 import os
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .files import PARQUET_OPTIONS, atomic_path, progress
+from .files import PARQUET_OPTIONS, DataError, atomic_path, progress
 from .params import Clean
 
 # Each rule is (detect, rewrite): a cheap RE2 match finds the rows that need it, and only those rows
@@ -195,9 +196,41 @@ class Cleaner:
         return self.dedupe(*self.prepare(batch))
 
 
+def open_checked(src: str | os.PathLike) -> pq.ParquetFile:
+    """The Parquet file ``src``, if it has the text columns ``clean`` needs; DataError naming the problem if not.
+
+    Stages after ``unpack`` do not trust their input either: a string column holding invalid UTF-8 makes
+    pyarrow's string kernels crash, so every batch is validated before any kernel touches it.
+    """
+    from .unpack import TEXT_FIELDS
+
+    try:
+        reader = pq.ParquetFile(src)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise DataError(f"{src}: not a readable Parquet file ({err})") from None
+    schema = reader.schema_arrow
+    for name in TEXT_FIELDS:
+        if name not in schema.names:
+            raise DataError(f"{src}: no column {name!r} (it has: {', '.join(schema.names)})")
+        if not (pa.types.is_string(schema.field(name).type) or pa.types.is_large_string(schema.field(name).type)):
+            raise DataError(f"{src}: column {name!r} is {schema.field(name).type}, not a string")
+    return reader
+
+
+def _checked_batches(reader: pq.ParquetFile, rows: int, src) -> Iterator[tuple[int, pa.RecordBatch]]:
+    start = 0
+    for batch in reader.iter_batches(batch_size=rows):
+        try:
+            batch.validate(full=True)
+        except pa.ArrowInvalid as err:
+            raise DataError(f"{src}: invalid data in rows {start}-{start + batch.num_rows - 1} ({err})") from None
+        yield start, batch
+        start += batch.num_rows
+
+
 def clean(src: str | os.PathLike, out: str | os.PathLike, p: Clean, workers: int = 2) -> dict:
     """Clean the Parquet file ``src`` into ``out`` (atomically); return the per-rule counts."""
-    reader = pq.ParquetFile(src)
+    reader = open_checked(src)
     cleaner = Cleaner(p)
     # pyarrow kernels release the GIL, so batches are prepared on all cores; at most `workers` + 1
     # batches are in flight, which bounds memory whatever the file size.
@@ -205,7 +238,7 @@ def clean(src: str | os.PathLike, out: str | os.PathLike, p: Clean, workers: int
             ThreadPoolExecutor(workers) as pool:
         with pq.ParquetWriter(tmp, reader.schema_arrow, **PARQUET_OPTIONS) as writer:
             pending: deque = deque()
-            for batch in reader.iter_batches(batch_size=p.batch_rows):
+            for start, batch in _checked_batches(reader, p.batch_rows, src):
                 pending.append(pool.submit(cleaner.prepare, batch))
                 if len(pending) > workers:
                     _write_next(pending, cleaner, writer, bar)

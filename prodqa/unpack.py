@@ -29,6 +29,9 @@ MEMBER_NAMES = ("trn.json.gz", "trn.json")
 # pyarrow parses a block's sub-blocks of this size on separate threads: one sub-block per block would
 # parse on one core (measured: 5.8 s vs 2.5 s for 2.25M records on 2 cores).
 PARSE_CHUNK = 1 << 20
+# JSON text deflates ~5-20x; a member claiming more is corrupt or a decompression bomb, refused unread.
+MAX_COMPRESSION_RATIO = 200
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 
@@ -62,21 +65,29 @@ def open_raw(path: str | os.PathLike) -> tuple[BinaryIO, str]:
         raise DataError(f"{path}: is a folder; expected the zip, a trn.json.gz or a trn.json")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file")
-    if zipfile.is_zipfile(path):
-        zf = zipfile.ZipFile(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic in ZIP_MAGIC:
+        try:
+            zf = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as err:  # cut short: the central directory at its end is gone
+            raise DataError(f"{path}: truncated or corrupt zip ({err})") from None
         members = [m for m in zf.namelist() if Path(m).name in MEMBER_NAMES]
         if not members:
             raise DataError(f"{path}: zip has no trn.json.gz or trn.json (it has: {', '.join(zf.namelist()[:8])})")
         member = min(members, key=lambda m: MEMBER_NAMES.index(Path(m).name))  # prefer the .gz
+        info = zf.getinfo(member)
+        if info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+            raise DataError(f"{path}:{member}: claims {info.file_size} bytes from {info.compress_size} compressed "
+                            f"(more than {MAX_COMPRESSION_RATIO}x); refused as corrupt or a decompression bomb")
+        # zipfile checks the member's CRC-32 when it reaches its end: a corrupt member raises BadZipFile.
         stream, name = zf.open(member), f"{path}:{member}"
         if member.endswith(".gz"):
             from isal import igzip
 
             stream = igzip.GzipFile(fileobj=stream, mode="rb")
         return stream, name
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    if magic == b"\x1f\x8b":
+    if magic[:2] == b"\x1f\x8b":
         # isal inflates 2-3x faster than zlib; the threaded reader inflates in a second thread.
         from isal import igzip_threaded
 
@@ -90,7 +101,7 @@ def blocks(stream: BinaryIO, block_bytes: int, name: str) -> Iterator[tuple[int,
     while True:
         try:
             chunk = stream.read(block_bytes)
-        except (EOFError, OSError, zipfile.BadZipFile) as err:
+        except (EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
             raise DataError(f"{name}: corrupt or truncated compressed data near line {line_no} ({err})") from None
         if not chunk:
             break
@@ -109,6 +120,14 @@ def blocks(stream: BinaryIO, block_bytes: int, name: str) -> Iterator[tuple[int,
 
 def _fast(block: bytes, n_lines: int, sch: pa.Schema) -> pa.Table | None:
     """pyarrow's reader; None when the block holds anything but clean, complete records."""
+    # pyarrow's reader segfaults on a block whose first value is `null` (pyarrow 26): it only gets blocks whose
+    # every line opens an object; the rest go line by line.
+    if block.count(b"\n{") + block.startswith(b"{") != n_lines:
+        return None
+    try:
+        block.decode("utf-8")  # pyarrow's reader passes invalid UTF-8 inside strings through unchecked
+    except UnicodeDecodeError:
+        return None
     try:
         table = pajson.read_json(
             io.BytesIO(block),
@@ -119,6 +138,10 @@ def _fast(block: bytes, n_lines: int, sch: pa.Schema) -> pa.Table | None:
         return None
     if table.num_rows != n_lines or any(table.column(f).null_count for f in TEXT_FIELDS):
         return None  # blank lines or missing fields: let the line-by-line path name them
+    try:
+        table.validate(full=True)  # escaped lone surrogates (\\ud800) decode to invalid UTF-8
+    except pa.ArrowInvalid:
+        return None
     return table
 
 
@@ -138,6 +161,9 @@ def _slow(block: bytes, first_line: int, sch: pa.Schema, errors: LineErrors) -> 
         except ValueError as err:
             errors.add("malformed_json", line_no, str(err))
             continue
+        except RecursionError:
+            errors.add("malformed_json", line_no, "nested too deeply to parse")
+            continue
         if not isinstance(obj, dict):
             errors.add("not_an_object", line_no, f"a JSON {type(obj).__name__}, not an object")
             continue
@@ -149,23 +175,35 @@ def _slow(block: bytes, first_line: int, sch: pa.Schema, errors: LineErrors) -> 
         if wrong:
             errors.add("wrong_type", line_no, f"{wrong[0]!r} is a {type(obj[wrong[0]]).__name__}, not a string")
             continue
+        bad = next((k for k in TEXT_FIELDS if not _encodable(obj[k])), None)
+        if bad:
+            errors.add("invalid_unicode", line_no, f"{bad!r} holds a lone surrogate escape (\\ud800-\\udfff)")
+            continue
         for name in sch.names:
             rows[name].append(obj.get(name))
     try:
         return pa.Table.from_pydict(rows, schema=sch)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, RecursionError):
         # Target lists of the wrong shape: rare, so find the culprits one row at a time.
         good = {f: [] for f in sch.names}
         for i in range(len(rows["uid"])):
             row = {f: [rows[f][i]] for f in sch.names}
             try:
                 pa.Table.from_pydict(row, schema=sch)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, RecursionError) as err:
                 errors.add("wrong_type", first_line, f"target lists of uid {rows['uid'][i]!r}: {err}")
                 continue
             for f in sch.names:
                 good[f].append(rows[f][i])
         return pa.Table.from_pydict(good, schema=sch)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def unpack(raw: str | os.PathLike, out: str | os.PathLike, *, keep_targets: bool, block_bytes: int,

@@ -3,6 +3,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prodqa import clean, params
+from prodqa.files import DataError
 from stages import clean as stage
 
 LONG = "A sturdy ballet tutu with three layers of tulle and an elastic waist. "  # 70 chars
@@ -88,3 +89,34 @@ def test_stage_smoke(tmp_path, params_file):
     stage.main(["--params", params_file(), "--src", str(src), "--out", str(tmp_path / "o.parquet"),
                 "--metrics", str(tmp_path / "m.json")])
     assert pq.read_table(tmp_path / "o.parquet")["content"][0].as_py().startswith("& A sturdy")
+
+
+def _invalid_utf8_strings(values: list[bytes]) -> pa.Array:
+    """A string array holding raw bytes, unvalidated: what a broken writer can leave in a Parquet file."""
+    offsets = [0]
+    for v in values:
+        offsets.append(offsets[-1] + len(v))
+    return pa.Array.from_buffers(pa.string(), len(values), [None, pa.py_buffer(pa.array(offsets, pa.int32()).buffers()[1]),
+                                                            pa.py_buffer(b"".join(values))])
+
+
+@pytest.mark.parametrize("table, message", [
+    (lambda: pa.table({"uid": ["1"], "title": ["A title"]}), "no column 'content'"),
+    (lambda: pa.table({"uid": ["1"], "title": ["A title"], "content": [3]}), "column 'content' is int64, not a string"),
+    (lambda: pa.table({"uid": pa.array(["1", "2"]), "title": pa.array(["A title", "B title"]),
+                       "content": _invalid_utf8_strings([b"fine text", b"bad \xff\xfe text"])}),
+     "invalid data in rows 0-1"),
+])
+def test_untrusted_input_fails_with_one_line_not_a_signal(tmp_path, params_file, table, message):
+    src, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pq.write_table(table(), src)
+    with pytest.raises(DataError, match=message) as err:
+        stage.main(["--params", params_file(), "--src", str(src), "--out", str(out), "--metrics", str(tmp_path / "m.json")])
+    assert str(src) in str(err.value) and "\n" not in str(err.value) and not out.exists()
+
+
+def test_a_file_that_is_not_parquet_is_one_line(tmp_path, params_file):
+    src = tmp_path / "in.parquet"
+    src.write_bytes(b"not parquet at all")
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        stage.main(["--params", params_file(), "--src", str(src), "--out", str(tmp_path / "o"), "--metrics", str(tmp_path / "m")])

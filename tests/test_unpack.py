@@ -113,3 +113,40 @@ def test_stage_smoke_on_generated_data(tmp_path, params_file):
     stage.main(["--params", params_file(), "--raw", str(raw), "--out", str(tmp_path / "p.parquet"),
                 "--metrics", str(tmp_path / "m.json")])
     assert pq.read_metadata(tmp_path / "p.parquet").num_rows == 300
+
+
+def _zip(path, data: bytes, member="LF-AmazonTitles-1.3M/trn.json", method=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=method) as zf:
+        zf.writestr(member, data)
+    return path
+
+
+def _records(n=200) -> bytes:
+    return b"".join(json.dumps(product(i)).encode() + b"\n" for i in range(n))
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_truncated_zip_fails_like_a_truncated_gzip(tmp_path, method):
+    z = _zip(tmp_path / "data.zip", _records(), method=method)
+    z.write_bytes(z.read_bytes()[: z.stat().st_size * 2 // 3])  # cut short: stored JSON lines are still readable
+    with pytest.raises(DataError, match="truncated or corrupt zip"):
+        run(z, tmp_path)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_corrupt_zip_member_fails_its_crc_check(tmp_path):
+    z = _zip(tmp_path / "data.zip", _records())
+    raw = bytearray(z.read_bytes())
+    at = raw.index(b'"title"', 2000)
+    raw[at + 10] ^= 0x01  # one flipped bit in the stored member
+    z.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="corrupt or truncated compressed data.*CRC"):
+        run(z, tmp_path)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_member_with_an_absurd_size_is_refused_before_inflating(tmp_path):
+    z = _zip(tmp_path / "bomb.zip", b"\n" * (50 * 1024 * 1024), member="trn.json", method=zipfile.ZIP_DEFLATED)
+    assert z.stat().st_size < 100_000  # 50 MiB of newlines deflate ~1000x
+    with pytest.raises(DataError, match=r"trn\.json: claims 52428800 bytes from \d+ compressed .*refused"):
+        run(z, tmp_path)
