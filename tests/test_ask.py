@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -83,10 +84,51 @@ def test_default_paths_are_pipeline_outputs():
     assert ask.MERGED in outs and ask.CATALOG in outs and str(Path(ask.GGUF).parent) in outs
 
 
+def _greedy_params(tmp_path, shipped) -> str:
+    doc = {**shipped, "evaluate": {**shipped["evaluate"], "temperature": 0.0, "repetition_penalty": 1.0}}
+    path = tmp_path / "params.yaml"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
 @pytest.mark.slow
-def test_ask_streams_an_answer_with_the_hf_model(tiny_model, catalog):
+def test_ask_streams_the_models_greedy_answer_with_the_hf_model(tmp_path, tiny_model, catalog, shipped):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    prm = _greedy_params(tmp_path, shipped)
     proc = cli("ask", "What is Girls Ballet Tutu Neon Pink?", "--hf", "--model", tiny_model, "--grounded",
-               "--catalog", catalog, "--max-tokens", "5")
+               "--catalog", catalog, "--max-tokens", "6", "--params", prm)
     assert proc.returncode == 0, proc.stderr
     assert "grounded on: Girls Ballet Tutu Neon Pink (match 100)" in proc.stderr
-    assert len(proc.stdout) > 1  # something was streamed before the final newline (a random model: any tokens)
+    tp = params.load("template", prm)
+    product = {"title": "Girls Ballet Tutu Neon Pink", "content": "High quality 3 layer ballet tutu."}
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    ids = tok.apply_chat_template(template.prompt("What is Girls Ballet Tutu Neon Pink?", tp, product),
+                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=6, do_sample=False, pad_token_id=tok.eos_token_id)
+    expected = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert proc.stdout == expected + "\n"
+
+
+@pytest.mark.slow
+def test_ask_streams_the_q8_0_gguf_answer_from_llama_cpp(tmp_path, tiny_model, shipped):
+    """The default path: the q8_0 GGUF streamed by llama.cpp gives llama.cpp's own greedy tokens."""
+    pytest.importorskip("llama_cpp")
+    from transformers import AutoTokenizer
+
+    from prodqa import export_gguf, llamacpp
+
+    gguf = tmp_path / "model-q8_0.gguf"
+    export_gguf.write(tiny_model, gguf, "q8_0")
+    prm = _greedy_params(tmp_path, shipped)
+    proc = cli("ask", "What is Girls Ballet Tutu Neon Pink?", "--model", str(gguf), "--max-tokens", "6", "--params", prm)
+    assert proc.returncode == 0, proc.stderr
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    prompt = tok.apply_chat_template(template.prompt("What is Girls Ballet Tutu Neon Pink?", params.load("template", prm)),
+                                     add_generation_prompt=True, tokenize=True, return_dict=False)
+    eos = {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")}
+    greedy = llamacpp.run(gguf, greedy=[list(prompt)], n_tokens=6, eos=eos).greedy[0]
+    assert proc.stdout.strip() == tok.decode([t for t in greedy if t not in eos], skip_special_tokens=True).strip()

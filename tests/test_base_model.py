@@ -42,6 +42,13 @@ def test_local_folder_round_trip(tmp_path, tiny_model, params_file):
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["architecture"] == "LlamaForCausalLM" and m["has_chat_template"]
     assert (out / "model.safetensors").exists() and not list(out.glob("*.bin"))
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    original, copy = (AutoModelForCausalLM.from_pretrained(d).state_dict() for d in (tiny_model, out))
+    assert original.keys() == copy.keys() and all(torch.equal(original[k], copy[k]) for k in original)
+    text = "Girls Ballet Tutu Neon Pink"
+    assert AutoTokenizer.from_pretrained(out)(text)["input_ids"] == AutoTokenizer.from_pretrained(tiny_model)(text)["input_ids"]
 
 
 @pytest.mark.slow

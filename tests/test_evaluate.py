@@ -34,8 +34,9 @@ def test_rouge_uses_stemming():
 
 
 def test_bleu_matches_sacrebleu_on_a_known_pair():
-    metrics, _ = evaluate.score(["the cat sat on the mat today"], ["the cat sat on the mat today"])
-    assert metrics["bleu"] == 100.0
+    """Answer and reference in the right order: swapped, sacrebleu gives 25.85 (brevity penalty differs)."""
+    metrics, _ = evaluate.score(["the cat sat on the mat"], ["the cat is sitting on the mat today"])
+    assert metrics["bleu"] == 27.22
 
 
 @pytest.mark.parametrize("text, degenerate", [

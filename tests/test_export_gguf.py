@@ -37,11 +37,20 @@ def test_smollm2_hub_pre_tokenizer_is_recognised(tmp_path):
     assert export_gguf.vocab(_tokenizer_json(tmp_path, tok), 1)["pre"] == "smollm"
 
 
+# The pre_tokenizer block of Meta-Llama-3's tokenizer.json, as that file spells it (JSON text, not our constant).
+LLAMA3_PRE_TOKENIZER_JSON = r"""{"type": "Sequence", "pretokenizers": [
+  {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+   "behavior": "Isolated", "invert": false},
+  {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}"""
+
+
 def test_llama3_pre_tokenizer_is_recognised(tmp_path):
     tok = {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [],
-           "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-               {"type": "Split", "pattern": {"Regex": export_gguf.LLAMA3_SPLIT}}, {"type": "ByteLevel"}]}}
+           "pre_tokenizer": json.loads(LLAMA3_PRE_TOKENIZER_JSON)}
     assert export_gguf.vocab(_tokenizer_json(tmp_path, tok), 1)["pre"] == "llama-bpe"
+    tok["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] += "x"  # another regex is another pre-tokenizer
+    with pytest.raises(ExportError, match="pre-tokenizer"):
+        export_gguf.vocab(_tokenizer_json(tmp_path, tok), 1)
 
 
 def test_sentencepiece_style_vocab_gets_scores_and_byte_tokens(tmp_path):
@@ -86,11 +95,15 @@ def test_modelfile_matches_the_chat_format(tiny_model, shipped):
     assert 'PARAMETER stop "<|im_end|>"' in text and 'PARAMETER stop "<|im_start|>"' in text
 
 
-def test_unknown_type_fails_before_writing(tmp_path, tiny_model, shipped):
-    p = params.parse("export_gguf", {**shipped["export_gguf"], "types": ["q3_weird"]})
-    with pytest.raises(ExportError, match="unknown type"):
-        export_gguf.export(tiny_model, [], tmp_path / "out", p, None, None)
-    assert not (tmp_path / "out").exists()
+def test_unknown_type_is_a_params_error_naming_the_key(shipped):
+    with pytest.raises(params.ParamsError, match=r"export_gguf\.types\.0: Input should be 'f32'"):
+        params.parse("export_gguf", {**shipped["export_gguf"], "types": ["q3_weird"]})
+
+
+def test_schema_types_are_exactly_the_ones_export_writes():
+    from typing import get_args
+
+    assert set(get_args(params.GgufType)) == export_gguf.GGUF_TYPES | set(export_gguf.K_QUANTS)
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ TINY = {
     "sample": {"n_products": 60, "val_frac": 0.1, "test_frac": 0.1},
     "template": {"max_seq_len": 64},
     "train": {"max_steps": 2, "batch_size": 2, "eval_steps": 2, "save_steps": 2, "logging_steps": 1,
-              "lora_r": 4, "lora_alpha": 8},
+              "lora_r": 4, "lora_alpha": 8, "compile": False},
     "evaluate": {"seen_examples": 2, "unseen_examples": 2, "max_new_tokens": 4},
     "report": {"examples": 2},
     "export_gguf": {"verify_questions": 1, "verify_tokens": 4, "min_top1_agreement": 0.0,
@@ -86,3 +86,97 @@ def test_repro_noop_push_and_pull_in_a_fresh_clone(project):
                 "data/eval/tuned/seen.jsonl"):
         assert (clone / out).read_bytes() == (project / out).read_bytes(), out
     assert (clone / "checkpoints" / "fingerprint.json").exists()  # persisted, and restored like any output
+
+
+# The stages that read each key: `dvc status` must list exactly these after the key is edited (the stages
+# below them follow once their inputs change, which status cannot know before anything runs).
+EDITS = {
+    "synth.seed": {"synth"},
+    "unpack.max_reported_errors": {"unpack"},
+    "clean.min_chars": {"clean"},
+    "sample.n_products": {"sample"},
+    "template.seed": {"template", "evaluate_base", "evaluate", "export_gguf"},
+    "template.max_seq_len": {"template", "train", "evaluate_base", "evaluate"},
+    "train.lr": {"train"},
+    "evaluate.seen_examples": {"evaluate_base", "evaluate"},
+    "evaluate.temperature": {"evaluate_base", "evaluate", "export_gguf"},
+    "report.examples": {"report"},
+    "export_gguf.verify_tokens": {"export_gguf"},
+}
+
+
+def _bump(value):
+    return value + 1 if isinstance(value, int) and not isinstance(value, bool) else value * 0.5 if isinstance(value, float) else value
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(EDITS))
+def test_editing_one_key_reruns_exactly_the_stages_that_read_it(project, key):
+    """After a full repro, editing one key makes `dvc status` list exactly the stages that read it."""
+    if not (project / "dvc.lock").exists():
+        sh("dvc", "repro", cwd=project)
+    yaml = YAML()
+    path = project / "params.yaml"
+    original = path.read_text()
+    doc = yaml.load(original)
+    section, field = key.split(".")
+    doc[section][field] = _bump(doc[section][field]) if field != "temperature" else 0.5
+    try:
+        with open(path, "w") as f:
+            yaml.dump(doc, f)
+        status = json.loads(sh("dvc", "status", "--json", cwd=project).stdout)
+        assert set(status) == EDITS[key]
+    finally:
+        path.write_text(original)
+
+
+@pytest.mark.slow
+def test_a_changed_data_param_produces_new_output_after_a_run_with_the_old_one(project):
+    """sample.n_products was once invisible to DVC's run-cache (a key named `size`): the old sample came back."""
+    if not (project / "dvc.lock").exists():
+        sh("dvc", "repro", cwd=project)
+    before = json.loads((project / "metrics" / "sample.json").read_text())["sampled"]
+    path = project / "params.yaml"
+    original = path.read_text()
+    try:
+        path.write_text(original.replace(f"n_products: {TINY['sample']['n_products']}", "n_products: 40"))
+        sh("dvc", "repro", "sample", cwd=project)
+        assert json.loads((project / "metrics" / "sample.json").read_text())["sampled"] == 40 != before
+    finally:
+        path.write_text(original)
+        sh("dvc", "repro", "sample", cwd=project)
+
+
+@pytest.mark.slow
+def test_sigkill_of_dvc_repro_during_train_then_repro_ends_with_the_same_result(project):
+    """A real `kill -9` of `dvc repro` mid-train: the next `dvc repro` resumes from a checkpoint and ends
+    where an uninterrupted run ends."""
+    import signal
+
+    if not (project / "dvc.lock").exists():
+        sh("dvc", "repro", cwd=project)
+    path = project / "params.yaml"
+    original = path.read_text()
+    yaml = YAML()
+    doc = yaml.load(original)
+    doc["train"].update({"max_steps": 8, "save_steps": 1, "eval_steps": 8, "logging_steps": 1})
+    try:
+        with open(path, "w") as f:
+            yaml.dump(doc, f)
+        sh("dvc", "repro", "train", cwd=project)  # uninterrupted
+        reference = json.loads((project / "metrics" / "train" / "metrics.json").read_text())
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CI": "1"}
+        proc = subprocess.Popen(["dvc", "repro", "-f", "train"], cwd=project, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while not (project / "checkpoints" / "checkpoint-4").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)  # dvc and the stage under it, no chance to clean up
+        proc.wait()
+        assert not (project / "checkpoints" / "COMPLETE").exists()
+        sh("dvc", "repro", "train", cwd=project)
+        resumed = json.loads((project / "metrics" / "train" / "metrics.json").read_text())
+        assert resumed["train/resumed_from_step"] >= 4 and resumed["step"] == reference["step"] == 8
+        assert resumed["eval"]["loss"] == pytest.approx(reference["eval"]["loss"], rel=1e-5)
+    finally:
+        path.write_text(original)

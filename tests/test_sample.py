@@ -46,8 +46,11 @@ def test_no_title_in_two_splits(p, repeat_every):
 
 
 def test_seed_changes_the_sample(p):
+    """The seed decides the sample: the same seed twice is identical (an unseeded RNG fails here), another differs."""
     a, _ = sample.sample(catalog(), p)
+    again, _ = sample.sample(catalog(), p)
     b, _ = sample.sample(catalog(), p.model_copy(update={"seed": p.seed + 1}))
+    assert all(a[s]["uid"].to_pylist() == again[s]["uid"].to_pylist() for s in sample.SPLITS)
     assert a["test"]["uid"].to_pylist() != b["test"]["uid"].to_pylist()
 
 

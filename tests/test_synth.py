@@ -34,10 +34,13 @@ def test_realistic_noise_and_length_distribution():
 
 def test_descriptions_talk_about_their_title():
     """What makes the mapping learnable: the description names the title's product."""
+    checked = 0
     for rec in synth.records(300, 4):
-        if rec["content"] and rec["content"] != rec["title"] and " of " in rec["content"][:80]:
-            noun_words = rec["title"].lower().split()
-            assert any(w in rec["content"].lower() for w in noun_words if len(w) > 3)
+        if len(rec["content"]) > 100 and rec["content"] != rec["title"]:
+            title_words = {w for w in rec["title"].lower().replace(",", " ").split() if len(w) > 3}
+            assert title_words & set(rec["content"].lower().replace(",", " ").replace(".", " ").split()), rec
+            checked += 1
+    assert checked > 100  # the loop really looked at records
 
 
 def test_stage_writes_gzip_json_lines(tmp_path, params_file):

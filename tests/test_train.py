@@ -40,7 +40,8 @@ def tiny_run(tmp_path, shipped, tiny_model):
     """Params and templated data for a 4-step run of the tiny model."""
     tp = params.parse("template", {**shipped["template"], "max_seq_len": 64})
     p = params.parse("train", {**shipped["train"], "max_steps": 4, "batch_size": 2, "eval_steps": 2, "save_steps": 1,
-                               "logging_steps": 1, "warmup_steps": 0, "lora_r": 4, "lora_alpha": 8, "lr": 1e-2})
+                               "logging_steps": 1, "warmup_steps": 0, "lora_r": 4, "lora_alpha": 8, "lr": 1e-2,
+                               "compile": False})
     data = tmp_path / "template"
     data.mkdir()
     rows = [{"title": f"Dickies Ballet Tutu Size {i}", "content": DESC} for i in range(12)]
@@ -68,7 +69,6 @@ def test_tiny_end_to_end_train_writes_adapter_merged_model_and_metrics(tiny_mode
     assert losses[0] == "step\tloss" and len(losses) == 5
     # lr 1e-2 on one repeated description: the loss must fall.
     assert float(losses[-1].split("\t")[1]) < float(losses[1].split("\t")[1])
-    assert "unsloth" not in sys.modules  # never imported without CUDA
 
 
 @pytest.mark.slow
@@ -80,9 +80,14 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_model, tiny_run):
             if state.global_step == 3:
                 raise KeyboardInterrupt
 
+    old = Path(tiny_run[3]["merged"])
+    old.mkdir()
+    (old / "model.safetensors").write_bytes(b"the previous run's model")
     with pytest.raises(KeyboardInterrupt):
         run(tiny_model, tiny_run, extra_callbacks=(Kill(),))
-    assert not Path(tiny_run[3]["merged"]).exists()  # nothing that looks finished
+    # The killed run replaced nothing: the previous output is intact and no temporary is left beside it.
+    assert (old / "model.safetensors").read_bytes() == b"the previous run's model"
+    assert sorted(p.name for p in old.parent.iterdir() if p.name.startswith(".merged")) == []
     summary = run(tiny_model, tiny_run)
     assert summary["resumed_from"].endswith("checkpoint-2") and summary["steps"] == 4
     losses = (Path(tiny_run[3]["metrics"]) / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
@@ -103,19 +108,43 @@ def test_stage_fails_cleanly_on_bad_params(tmp_path, params_file):
     assert proc.stderr.strip() == "error: params.yaml: train.lr: Input should be greater than 0 (got -1)"
 
 
-def test_packed_examples_do_not_attend_to_each_other(tiny_model):
-    """Packing relies on position_ids restarting at 0: the CPU (sdpa) path must then mask across examples
-    (transformers does so only without a KV cache, as in training)."""
+def test_trainer_packs_examples_with_position_ids_restarting_at_each_one(tiny_model, tiny_run):
+    """This project's trainer packs several examples per row; each must restart position_ids at 0, which is
+    what makes transformers mask attention across them (checked below on the same row)."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
-    a, b = torch.tensor([[5, 6, 7, 8]]), torch.tensor([[9, 10, 11]])
+    p, tp, data, out = tiny_run
+    trainer, _, _ = train.build_trainer(tiny_model, data, out["checkpoints"], p.model_copy(update={"packing": True}), tp)
+    batch = next(iter(trainer.get_train_dataloader()))
+    pos = batch["position_ids"][0].tolist()
+    starts = [i for i, x in enumerate(pos) if x == 0]
+    assert len(starts) >= 2 and starts[0] == 0  # several examples in one row
+    for a, b in zip(starts, starts[1:] + [len(pos)]):
+        assert pos[a:b] == list(range(b - a))  # 0, 1, 2, … within each example
+    model = trainer.model.eval()
+    ids = batch["input_ids"][:, : starts[2] if len(starts) > 2 else len(pos)]
+    cut = starts[1]
     with torch.no_grad():
-        packed = model(input_ids=torch.cat([a, b], 1), position_ids=torch.tensor([[0, 1, 2, 3, 0, 1, 2]]),
-                       use_cache=False).logits  # as in training: no KV cache
-        separate = torch.cat([model(input_ids=a).logits, model(input_ids=b).logits], 1)
-    assert torch.allclose(packed, separate, atol=1e-5)
+        packed = model(input_ids=ids, position_ids=batch["position_ids"][:, : ids.shape[1]], use_cache=False).logits
+        separate = torch.cat([model(input_ids=ids[:, :cut]).logits, model(input_ids=ids[:, cut:]).logits], 1)
+    assert torch.allclose(packed, separate, atol=1e-4)
+
+
+def test_unsloth_installed_but_no_cuda_trains_with_peft_without_importing_it(tiny_model, tiny_run, monkeypatch):
+    import importlib.machinery
+
+    class ForbidUnsloth:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "unsloth":
+                raise AssertionError("unsloth was imported on a machine without CUDA")
+
+    real = train.importlib.util.find_spec
+    monkeypatch.setattr(train.importlib.util, "find_spec",  # "installed"
+                        lambda name, *a: importlib.machinery.ModuleSpec(name, None) if name == "unsloth" else real(name, *a))
+    monkeypatch.setattr(sys, "meta_path", [ForbidUnsloth(), *sys.meta_path])
+    p, tp, data, out = tiny_run
+    _, _, backend = train.build_trainer(tiny_model, data, out["checkpoints"], p, tp)
+    assert backend == "peft"
 
 
 def test_token_metrics_without_triton_names_the_key(shipped, monkeypatch):
@@ -150,7 +179,7 @@ def test_two_processes_under_accelerate_launch_on_cpu(tmp_path, tiny_model, tiny
     _, _, data, out = tiny_run
     prm = params_file({"train.num_processes": 2, "train.max_steps": 2, "train.batch_size": 2, "train.eval_steps": 2,
                        "train.save_steps": 2, "train.logging_steps": 1, "train.lora_r": 4, "train.lora_alpha": 8,
-                       "template.max_seq_len": 64})
+                       "template.max_seq_len": 64, "train.compile": False})
     cmd = [sys.executable, "-m", "stages.train", "--params", prm, "--model", tiny_model, "--data", data,
            *[f"--{k}={v}" for k, v in out.items()]]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=900)
