@@ -310,10 +310,6 @@ def export(model_dir: str, test_rows: list[dict], out_dir: str | os.PathLike, p,
     from .files import atomic_path
     from .template import answered, prompt, render
 
-    unknown = set(p.types) - GGUF_TYPES - set(K_QUANTS)
-    if unknown:
-        raise ExportError(f"export_gguf.types: unknown type(s) {sorted(unknown)}; known: "
-                          f"{sorted(GGUF_TYPES | set(K_QUANTS))}")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     metrics: dict = {"files": {}}
     with atomic_path(out_dir, is_dir=True) as tmp:

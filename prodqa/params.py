@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 PARAMS_FILE = "params.yaml"
 Precision = Literal["auto", "fp32", "bf16"]  # resolved to a dtype by prodqa.precision
+GgufType = Literal["f32", "f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k", "q4_0", "q5_0"]  # export_gguf writes each
 
 
 class ParamsError(Exception):
@@ -128,6 +129,7 @@ class Train(Section):
     lora_dropout: float = Field(ge=0, lt=1)
     target_modules: list[str] = Field(min_length=1)
     packing: bool = Field(description="Pack several examples per sequence (no padding).")
+    compile: bool = Field(description="torch.compile the model (one-off compile, then faster steps).")
     token_metrics: bool = Field(description="Log TRL's per-token entropy/accuracy (slower loss path).")
     gradient_checkpointing: bool = Field(description="Trade compute for memory (long sequences, big models).")
     seed: int = Field(ge=0)
@@ -161,7 +163,7 @@ class Report(Section):
 
 
 class ExportGguf(Section):
-    types: list[str] = Field(min_length=1, description="f16, q8_0, bf16, f32; k-quants (q4_k_m…) need llama-cpp-python.")
+    types: list[GgufType] = Field(min_length=1, description="f16, q8_0, bf16, f32; k-quants (q4_k_m…) need llama-cpp-python.")
     verify: bool = Field(description="Check each file in llama.cpp against the HF model.")
     verify_questions: int = Field(gt=0)
     verify_tokens: int = Field(gt=0, description="Greedy tokens compared per question.")

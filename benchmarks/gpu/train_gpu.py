@@ -1,0 +1,117 @@
+"""GPU benchmark (issue 15): the train stage's trainer with each backend x precision, on the same data.
+
+    python -m benchmarks.gpu.train_gpu --base .venv-models/base [--steps 30]
+
+For each model (the embedded SmolLM2-135M, and a 1B-class Llama with random weights: speed and memory need
+no real weights) and each of peft/unsloth x 16-bit/4-bit, builds the stage's own trainer
+(``prodqa.train.build_trainer``) on the same generated products, trains ``--steps`` steps and records
+tokens/s (after warm-up), peak GPU memory and the loss curve. Writes one JSON result.
+Targets: Unsloth >= 1.5x PEFT tokens/s; 1B QLoRA peak memory <= 40% of 16-bit LoRA; loss curves of the
+two backends within a few percent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_data(tmp: Path, tokenizer_dir: str, n: int = 400) -> tuple[str, object]:
+    """Templated train/validation JSONL from generated products, as the template stage writes them."""
+    from prodqa import params, synth, template
+
+    tp = params.load("template", ROOT / "params.yaml")
+    rows = [r for r in synth.records(n * 3, seed=1) if len(r["content"]) > 100][:n]
+    out = tmp / "template"
+    out.mkdir()
+    for split, part in (("train", rows[: n - 20]), ("validation", rows[n - 20:])):
+        with open(out / f"{split}.jsonl", "w") as f:
+            for ex in template.build(part, tp, train=split == "train"):
+                f.write(json.dumps(ex) + "\n")
+    return str(out), tp
+
+
+def llama_1b(tmp: Path, tokenizer_dir: str) -> str:
+    """A Llama-3.2-1B-shaped model with random weights and the embedded tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                      num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096,
+                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    out = tmp / "llama-1b-random"
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(cfg).to(torch.bfloat16)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+def one_run(model: str, data: str, backend: str, four_bit: bool, steps: int) -> dict:
+    """Runs in a fresh process: Unsloth patches transformers at import, so backends must not share one."""
+    code = f"""
+import json, sys, tempfile, time, torch
+from transformers import TrainerCallback
+from prodqa import params, train
+p = params.load("train", "params.yaml").model_copy(update=dict(backend={backend!r}, load_in_4bit={four_bit},
+    max_steps={steps}, eval_steps=10**6, save_steps=10**6, logging_steps=1, warmup_steps=2, batch_size=8, compile=False))
+tp = params.load("template", "params.yaml")
+class Clock(TrainerCallback):
+    times = []
+    def on_step_end(self, *a, **k): torch.cuda.synchronize(); self.times.append(time.perf_counter())
+with tempfile.TemporaryDirectory() as tmp:
+    trainer, _, used = train.build_trainer({model!r}, {data!r}, tmp, p, tp, [Clock()])
+    torch.cuda.reset_peak_memory_stats()
+    trainer.train()
+logs = [l for l in trainer.state.log_history if "loss" in l and "num_tokens" in l]
+w = 3
+tps = (logs[-1]["num_tokens"] - logs[w - 1]["num_tokens"]) / (Clock.times[-1] - Clock.times[w - 1])
+print("RESULT" + json.dumps(dict(backend=used, four_bit={four_bit}, tokens_per_s=round(tps, 1),
+      peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 3), losses=[round(l["loss"], 4) for l in logs])))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
+    if line is None:
+        return {"backend": backend, "four_bit": four_bit, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(line[len("RESULT"):])
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", required=True, help="the base_model stage's output folder")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--result", default=str(ROOT / "benchmarks" / "results" / "gpu_train.json"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    result = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        data, _ = make_data(Path(tmp), args.base)
+        for name, model in (("smollm2-135m", args.base), ("llama-1b-random", llama_1b(Path(tmp), args.base))):
+            runs = [one_run(model, data, b, q, args.steps) for b in ("peft", "unsloth") for q in (False, True)]
+            result["runs"][name] = runs
+            by = {(r["backend"], r["four_bit"]): r for r in runs if "error" not in r}
+            if ("peft", False) in by and ("unsloth", False) in by:
+                a, b = by[("peft", False)], by[("unsloth", False)]
+                result.setdefault("unsloth_over_peft", {})[name] = round(b["tokens_per_s"] / a["tokens_per_s"], 3)
+                result.setdefault("loss_gap", {})[name] = round(
+                    max(abs(x - y) / y for x, y in zip(a["losses"], b["losses"])), 4)
+            for backend in ("peft", "unsloth"):
+                if (backend, False) in by and (backend, True) in by:
+                    result.setdefault("qlora_memory_share", {})[f"{name}/{backend}"] = round(
+                        by[(backend, True)]["peak_gib"] / by[(backend, False)]["peak_gib"], 3)
+    Path(args.result).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
