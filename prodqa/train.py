@@ -68,14 +68,19 @@ def fingerprint(p: Train, template_p: Template, files: list[Path]) -> dict:
 
 
 def resumable_checkpoint(ckpt_dir: Path, fp: dict) -> str | None:
-    """The last checkpoint of an interrupted run with the same fingerprint, if there is one (reads only)."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The last complete checkpoint of an interrupted run with the same fingerprint, if any (reads only).
 
+    The Trainer writes a checkpoint's files one by one and trainer_state.json last, so a run killed while
+    saving leaves a folder without it: that one is skipped for the one before.
+    """
     marker = ckpt_dir / FINGERPRINT
-    if (ckpt_dir.is_dir() and marker.exists() and not (ckpt_dir / COMPLETE).exists()
+    if not (ckpt_dir.is_dir() and marker.exists() and not (ckpt_dir / COMPLETE).exists()
             and json.loads(marker.read_text()) == fp):
-        return get_last_checkpoint(str(ckpt_dir))
-    return None
+        return None
+    steps = sorted((int(d.name.split("-")[1]), d) for d in ckpt_dir.glob("checkpoint-*")
+                   if d.name.split("-")[1].isdigit())
+    complete = [d for _, d in steps if (d / "trainer_state.json").exists()]
+    return str(complete[-1]) if complete else None
 
 
 def reset_or_resume(ckpt_dir: Path, fp: dict) -> str | None:

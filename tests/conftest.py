@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from prodqa import params
+from prodqa import params, template
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,3 +71,22 @@ def tiny_model(tmp_path_factory) -> str:
     LlamaForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return str(out)
+
+
+TUTU = "This neon pink ballet tutu from Dickies is made of nylon. It features two side pockets."
+
+
+@pytest.fixture
+def tiny_run(tmp_path, shipped, tiny_model):
+    """Params and templated data for a 4-step run of the tiny model."""
+    tp = params.parse("template", {**shipped["template"], "max_seq_len": 64})
+    p = params.parse("train", {**shipped["train"], "max_steps": 4, "batch_size": 2, "eval_steps": 2, "save_steps": 1,
+                               "logging_steps": 1, "warmup_steps": 0, "lora_r": 4, "lora_alpha": 8, "lr": 1e-2,
+                               "compile": False})
+    data = tmp_path / "template"
+    data.mkdir()
+    rows = [{"title": f"Dickies Ballet Tutu Size {i}", "content": TUTU} for i in range(12)]
+    for split in ("train", "validation"):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(ex) + "\n" for ex in template.build(rows, tp, train=split == "train")))
+    out = {k: str(tmp_path / k) for k in ("adapter", "merged", "checkpoints", "metrics")}
+    return p, tp, str(data), out

@@ -35,22 +35,6 @@ def test_4bit_without_cuda_names_the_key(shipped):
         train.resolve_backend(p, has_cuda=False)
 
 
-@pytest.fixture
-def tiny_run(tmp_path, shipped, tiny_model):
-    """Params and templated data for a 4-step run of the tiny model."""
-    tp = params.parse("template", {**shipped["template"], "max_seq_len": 64})
-    p = params.parse("train", {**shipped["train"], "max_steps": 4, "batch_size": 2, "eval_steps": 2, "save_steps": 1,
-                               "logging_steps": 1, "warmup_steps": 0, "lora_r": 4, "lora_alpha": 8, "lr": 1e-2,
-                               "compile": False})
-    data = tmp_path / "template"
-    data.mkdir()
-    rows = [{"title": f"Dickies Ballet Tutu Size {i}", "content": DESC} for i in range(12)]
-    for split in ("train", "validation"):
-        (data / f"{split}.jsonl").write_text("".join(json.dumps(ex) + "\n" for ex in template.build(rows, tp, train=split == "train")))
-    out = {k: str(tmp_path / k) for k in ("adapter", "merged", "checkpoints", "metrics")}
-    return p, tp, str(data), out
-
-
 def run(tiny_model, tiny_run, **kw):
     p, tp, data, out = tiny_run
     return train.train(tiny_model, data, out["adapter"], out["merged"], out["checkpoints"], out["metrics"], p, tp, **kw)
@@ -200,3 +184,19 @@ def test_same_seed_same_loss_curve(tmp_path, tiny_model, tiny_run):
         train.train(tiny_model, data, dirs["adapter"], dirs["merged"], dirs["checkpoints"], dirs["metrics"], p, tp)
         curves.append((Path(dirs["metrics"]) / "plots" / "metrics" / "train" / "loss.tsv").read_text())
     assert curves[0] == curves[1] and len(curves[0].splitlines()) == 5
+
+
+def test_a_checkpoint_killed_while_saving_is_skipped_for_the_one_before(tmp_path):
+    """The Trainer writes trainer_state.json last: a folder without it was cut off mid-save."""
+    fp = {"train": {}, "max_seq_len": 64, "inputs_sha256": "x"}
+    ckpt = tmp_path / "checkpoints"
+    assert train.reset_or_resume(ckpt, fp) is None  # a fresh folder with the fingerprint
+    for step in (2, 10):
+        (ckpt / f"checkpoint-{step}").mkdir()
+        (ckpt / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (ckpt / "checkpoint-12").mkdir()
+    (ckpt / "checkpoint-12" / "adapter_model.safetensors").write_bytes(b"half")  # killed before the state
+    assert train.resumable_checkpoint(ckpt, fp) == str(ckpt / "checkpoint-10")  # 10 > 2: numeric, not text order
+    assert train.reset_or_resume(ckpt, fp) == str(ckpt / "checkpoint-10") and (ckpt / "checkpoint-12").exists()
+    assert train.reset_or_resume(ckpt, {**fp, "inputs_sha256": "other data"}) is None  # a data change starts over
+    assert sorted(p.name for p in ckpt.iterdir()) == ["fingerprint.json"]
