@@ -176,7 +176,8 @@ def test_sigkill_of_dvc_repro_during_train_then_repro_ends_with_the_same_result(
         assert not (project / "checkpoints" / "COMPLETE").exists()
         sh("dvc", "repro", "train", cwd=project)
         resumed = json.loads((project / "metrics" / "train" / "metrics.json").read_text())
-        assert resumed["train/resumed_from_step"] >= 4 and resumed["step"] == reference["step"] == 8
+        # It resumed (from checkpoint 4, or 3 when the kill landed while 4 was being saved) and ended as the reference.
+        assert 3 <= resumed["train/resumed_from_step"] < 8 and resumed["step"] == reference["step"] == 8
         assert resumed["eval"]["loss"] == pytest.approx(reference["eval"]["loss"], rel=1e-5)
     finally:
         path.write_text(original)
