@@ -223,28 +223,40 @@ def quantize_k(f16_path: str | os.PathLike, out: str | os.PathLike, ftype: str) 
         raise ExportError(f"{f16_path}: llama.cpp quantize to {ftype} failed (status {rc})")
 
 
-def modelfile(gguf_name: str, tokenizer, system_prompt: str, p) -> str:
-    """An Ollama Modelfile whose TEMPLATE and stop tokens match the model's own chat format (ChatML for SmolLM2)."""
-    template = (
-        '{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
-        '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
-        '<|im_start|>assistant\n'
-    )
+def modelfile(gguf_name: str, tokenizer, tp, ep) -> str:
+    """An Ollama Modelfile that prompts the model in the layout it was trained on (``template.format``).
+
+    chat: the model's own chat format (ChatML for SmolLM2, or Llama 3); alpaca: the Alpaca text of
+    ``template.ALPACA``. ``tp`` is the template params, ``ep`` the evaluate params (decoding defaults).
+    """
+    from .template import ALPACA
+
     chat = tokenizer.chat_template or ""
-    if "<|start_header_id|>" in chat:  # Llama 3
+    system = tp.system_prompt
+    if tp.format == "alpaca":
+        template, system = ALPACA.replace("{question}", "{{ .Prompt }}"), ""  # prompt() adds no system text
+    elif "<|start_header_id|>" in chat:  # Llama 3
         template = (
             '<|begin_of_text|>{{- if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>{{ end }}'
             '{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}'
             '<|start_header_id|>assistant<|end_header_id|>\n\n'
         )
-    elif "<|im_start|>" not in chat:
-        raise ExportError("chat template is neither ChatML nor Llama 3: write the Modelfile TEMPLATE by hand")
+    elif "<|im_start|>" in chat:
+        template = (
+            '{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
+            '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
+            '<|im_start|>assistant\n'
+        )
+    else:
+        raise ExportError("chat template is neither ChatML nor Llama 3: use template.format alpaca, "
+                          "or write the Modelfile TEMPLATE by hand")
     stops = sorted({t for t in ("<|im_end|>", "<|im_start|>", "<|eot_id|>", "<|end_of_text|>", tokenizer.eos_token)
                     if t and t in chat + (tokenizer.eos_token or "")})
-    lines = [f"FROM ./{gguf_name}", "", f'TEMPLATE """{template}"""', "", f'SYSTEM """{system_prompt}"""', ""]
+    lines = [f"FROM ./{gguf_name}", "", f'TEMPLATE """{template}"""', ""]
+    lines += [f'SYSTEM """{system}"""', ""] if system else []
     lines += [f'PARAMETER stop "{s}"' for s in stops]
-    lines += [f"PARAMETER temperature {p.temperature}", f"PARAMETER repeat_penalty {p.repetition_penalty}",
-              f"PARAMETER num_predict {p.max_new_tokens}"]
+    lines += [f"PARAMETER temperature {ep.temperature}", f"PARAMETER repeat_penalty {ep.repetition_penalty}",
+              f"PARAMETER num_predict {ep.max_new_tokens}"]
     return "\n".join(lines) + "\n"
 
 
@@ -326,7 +338,7 @@ def export(model_dir: str, test_rows: list[dict], out_dir: str | os.PathLike, p,
             written[ftype] = path
             metrics["files"][ftype] = {"bytes": path.stat().st_size, "write_s": round(time.perf_counter() - start, 2)}
         default = next((t for t in ("q8_0", "f16", *p.types) if t in written), None)
-        (Path(tmp) / "Modelfile").write_text(modelfile(written[default].name, tokenizer, tp.system_prompt, ep))
+        (Path(tmp) / "Modelfile").write_text(modelfile(written[default].name, tokenizer, tp, ep))
 
         if p.verify:
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()

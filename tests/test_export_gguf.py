@@ -89,7 +89,8 @@ def test_modelfile_matches_the_chat_format(tiny_model, shipped):
     from transformers import AutoTokenizer
 
     ep = params.parse("evaluate", shipped["evaluate"])
-    text = export_gguf.modelfile("model-q8_0.gguf", AutoTokenizer.from_pretrained(tiny_model), "Be brief.", ep)
+    tp = params.parse("template", {**shipped["template"], "system_prompt": "Be brief."})
+    text = export_gguf.modelfile("model-q8_0.gguf", AutoTokenizer.from_pretrained(tiny_model), tp, ep)
     assert text.startswith("FROM ./model-q8_0.gguf\n")
     assert '<|im_start|>assistant\n"""' in text and 'SYSTEM """Be brief."""' in text
     assert 'PARAMETER stop "<|im_end|>"' in text and 'PARAMETER stop "<|im_start|>"' in text
@@ -149,3 +150,111 @@ def test_llama3_rope_scaling_survives_export(tmp_path, tiny_model):
     got = llamacpp.run(tmp_path / "m.gguf", score=[ids], keep_logits=True).logits[0]
     # Without the factors the rotations of later positions differ and so do their logits.
     assert np.abs(got - expected).max() < 1e-2 * np.abs(expected).max()  # measured: 0.012 of 8.2 with, 6.4 without
+
+
+def _one_test_row(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    test = tmp_path / "test.parquet"
+    pq.write_table(pa.Table.from_pylist([{"title": "Tutu", "content": "A pink tutu with three layers."}]), test)
+    return test
+
+
+def _export(tmp_path, model, prm):
+    stage.main(["--params", prm, "--model", model, "--test", str(_one_test_row(tmp_path)), "--out",
+                str(tmp_path / "gguf"), "--metrics", str(tmp_path / "export.json")])
+
+
+def _write_from_tampered_weights(tmp_path, tiny_model, monkeypatch):
+    """Make export_gguf.write write another model's weights: a GGUF file that is not the model it claims."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    other = tmp_path / "other"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    model.save_pretrained(other)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(other)
+    real_write = export_gguf.write
+    monkeypatch.setattr(export_gguf, "write", lambda model_dir, out, ftype, **kw: real_write(other, out, ftype, **kw))
+
+
+@pytest.mark.slow
+def test_an_f16_file_that_is_not_the_model_fails_the_stage(tmp_path, tiny_model, params_file, monkeypatch):
+    """Verification is real: an f16 GGUF written from other weights does not reproduce the HF model's tokens."""
+    pytest.importorskip("llama_cpp")
+    _write_from_tampered_weights(tmp_path, tiny_model, monkeypatch)
+    (tmp_path / "gguf").mkdir()
+    (tmp_path / "gguf" / "Modelfile").write_text("the previous export")
+    prm = params_file({"export_gguf.types": ["f16"], "export_gguf.verify_questions": 1, "export_gguf.verify_tokens": 8})
+    with pytest.raises(ExportError, match="f16 GGUF does not reproduce the HF model's greedy tokens"):
+        _export(tmp_path, tiny_model, prm)
+    assert (tmp_path / "gguf" / "Modelfile").read_text() == "the previous export"  # nothing replaced
+    assert not (tmp_path / "export.json").exists()
+
+
+@pytest.mark.slow
+def test_a_quantized_file_under_min_top1_agreement_fails_the_stage(tmp_path, tiny_model, params_file, monkeypatch):
+    pytest.importorskip("llama_cpp")
+    _write_from_tampered_weights(tmp_path, tiny_model, monkeypatch)
+    prm = params_file({"export_gguf.types": ["q8_0"], "export_gguf.verify_questions": 1})
+    with pytest.raises(ExportError, match=r"q8_0 GGUF: top-1 agreement 0\.\d+ < export_gguf.min_top1_agreement 0.9"):
+        _export(tmp_path, tiny_model, prm)
+    assert not (tmp_path / "gguf").exists()
+
+
+def test_verify_false_writes_the_files_without_running_llama_cpp(tmp_path, tiny_model, params_file, monkeypatch):
+    from prodqa import llamacpp
+
+    monkeypatch.setattr(llamacpp, "run", lambda *a, **k: pytest.fail("llama.cpp ran with verify: false"))
+    _export(tmp_path, tiny_model, params_file({"export_gguf.verify": False}))
+    m = json.loads((tmp_path / "export.json").read_text())
+    assert m["verified"] is False and all("llama_cpp" not in f for f in m["files"].values())
+    assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == ["Modelfile", "model-f16.gguf", "model-q8_0.gguf"]
+
+
+def test_llama3_modelfile_uses_its_headers_and_stop_tokens(tiny_model, shipped):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok.chat_template = ("{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+                         "{{ m['content'] }}<|eot_id|>{% endfor %}")
+    ep = params.parse("evaluate", shipped["evaluate"])
+    tp = params.parse("template", {**shipped["template"], "system_prompt": "Be brief."})
+    text = export_gguf.modelfile("model-q8_0.gguf", tok, tp, ep)
+    template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+    assert template.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n") and "<|im_start|>" not in template
+    assert 'PARAMETER stop "<|eot_id|>"' in text and 'SYSTEM """Be brief."""' in text
+
+
+@pytest.mark.slow
+def test_k_quant_is_made_from_the_f16_file_and_verified(tmp_path, params_file):
+    """q4_k_m needs rows that are multiples of 256: a 256-wide tiny Llama."""
+    pytest.importorskip("llama_cpp")
+    from prodqa import llamacpp
+
+    model = llamacpp.tiny_model(tmp_path / "wide", vocab=512)
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig.from_pretrained(model)
+    cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads = 256, 512, 4, 2
+    cfg.head_dim = 64
+    LlamaForCausalLM(cfg).save_pretrained(model)
+    prm = params_file({"export_gguf.types": ["f16", "q4_k_m"], "export_gguf.verify_questions": 1,
+                       "export_gguf.min_top1_agreement": 0.0, "template.format": "alpaca"})
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    test = tmp_path / "test.parquet"
+    pq.write_table(pa.Table.from_pylist([{"title": "Tutu", "content": "A pink tutu."}]), test)
+    stage.main(["--params", prm, "--model", str(model), "--test", str(test), "--out", str(tmp_path / "g"),
+                "--metrics", str(tmp_path / "m.json")])
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["files"]["q4_k_m"]["bytes"] < m["files"]["f16"]["bytes"] / 2
+    assert m["files"]["f16"]["llama_cpp"]["identical_greedy"] and "top1_agreement" in m["files"]["q4_k_m"]["llama_cpp"]
+    modelfile = (tmp_path / "g" / "Modelfile").read_text()  # alpaca: the layout it was trained on, no chat markup
+    assert "### Instruction:\n{{ .Prompt }}\n\n### Response:\n" in modelfile and "<|im_start|>" not in modelfile
