@@ -125,10 +125,6 @@ def _fast(block: bytes, n_lines: int, sch: pa.Schema) -> pa.Table | None:
     if block.count(b"\n{") + block.startswith(b"{") != n_lines:
         return None
     try:
-        block.decode("utf-8")  # pyarrow's reader passes invalid UTF-8 inside strings through unchecked
-    except UnicodeDecodeError:
-        return None
-    try:
         table = pajson.read_json(
             io.BytesIO(block),
             read_options=pajson.ReadOptions(block_size=PARSE_CHUNK),
@@ -139,7 +135,9 @@ def _fast(block: bytes, n_lines: int, sch: pa.Schema) -> pa.Table | None:
     if table.num_rows != n_lines or any(table.column(f).null_count for f in TEXT_FIELDS):
         return None  # blank lines or missing fields: let the line-by-line path name them
     try:
-        table.validate(full=True)  # escaped lone surrogates (\\ud800) decode to invalid UTF-8
+        # pyarrow's reader passes invalid UTF-8 inside strings through unchecked, and decodes escaped lone
+        # surrogates (\\ud800) to invalid UTF-8: either makes the block go line by line.
+        table.validate(full=True)
     except pa.ArrowInvalid:
         return None
     return table
