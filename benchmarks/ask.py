@@ -32,10 +32,10 @@ def main(argv=None) -> None:
     from llama_cpp import Llama
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prodqa import ask, params
+    from prodqa import params, template
 
     tp = params.load("template", args.params)
-    msgs = ask.messages(QUESTION, tp.system_prompt, None)
+    msgs = template.prompt(QUESTION, tp)
     tokenizer = AutoTokenizer.from_pretrained(args.hf)
     prompt = list(tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=False))
 

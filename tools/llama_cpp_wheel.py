@@ -89,7 +89,7 @@ def amx_instructions(wheel: Path) -> int:
 def build(python: str, version: str, flags: list[str], out: Path) -> Path:
     tmp_out = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     env = {**os.environ, "CMAKE_ARGS": " ".join(flags), "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 1)}
-    print(f"building llama-cpp-python {version} from source (≈ 10 min on 2 cores) with {' '.join(flags)}", flush=True)
+    print(f"building llama-cpp-python {version} from source (≈ 4-5 min on 2 idle cores) with {' '.join(flags)}", flush=True)
     cmd = [python, "-m", "pip", "wheel", "-q", "--no-cache-dir", "--no-deps", "--no-binary", "llama-cpp-python",
            "-w", str(tmp_out), f"llama-cpp-python=={version}"]
     if subprocess.call(cmd, env=env) != 0:
