@@ -78,10 +78,10 @@ def reference_loss(model, tokenizer, examples: list[dict], max_seq_len: int, bat
         ids = torch.zeros((len(seqs), width), dtype=torch.long)
         labels = torch.full((len(seqs), width), -100, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for r, ((prompt, _), seq) in enumerate(zip(chunk, seqs)):
+        for r, ((prompt_ids, _), seq) in enumerate(zip(chunk, seqs)):
             ids[r, :len(seq)] = torch.tensor(seq)
             mask[r, :len(seq)] = 1
-            labels[r, len(prompt):len(seq)] = torch.tensor(seq[len(prompt):], dtype=torch.long)
+            labels[r, len(prompt_ids):len(seq)] = torch.tensor(seq[len(prompt_ids):], dtype=torch.long)
         with torch.inference_mode():
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
         nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], reduction="none",

@@ -238,7 +238,7 @@ def test_k_quant_is_made_from_the_f16_file_and_verified(tmp_path, params_file):
     from prodqa import llamacpp
 
     model = llamacpp.tiny_model(tmp_path / "wide", vocab=512)
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig.from_pretrained(model)
     cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads = 256, 512, 4, 2

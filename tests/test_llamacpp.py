@@ -1,7 +1,6 @@
 """llama.cpp runs in a child process: a crash is an error that names the file, and the build is portable."""
 
 import importlib.util
-import os
 import re
 import shutil
 import subprocess

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from prodqa import params, template, train
+from prodqa import params, train
 from prodqa.params import ParamsError
 
 DESC = "This neon pink ballet tutu from Dickies is made of nylon. It features two side pockets."
