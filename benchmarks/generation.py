@@ -35,25 +35,26 @@ def main(argv=None) -> None:
     from prodqa import evaluate, params, precision, template
 
     p, tp = params.load("evaluate", args.params), params.load("template", args.params)
-    p = p.model_copy(update={"repetition_penalty": 1.0, "max_new_tokens": args.max_new_tokens})
+    gp = params.load("generate", args.params).model_copy(update={"repetition_penalty": 1.0,
+                                                                 "max_new_tokens": args.max_new_tokens})
     rows = pq.read_table(args.test, columns=["title"]).slice(0, args.prompts).to_pylist()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     tokenizer.padding_side = "left"
     ids = [evaluate.encode_prompt(template.prompt(q, tp), tokenizer) for q in evaluate.questions(rows, tp, seen=False)]
-    chosen = precision.resolve(p.precision, torch.cuda.is_available())
+    chosen = precision.resolve(gp.precision, torch.cuda.is_available())
 
     def rate(dtype, prompts, batch_size) -> float:
         model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).eval()
         model.generation_config.eos_token_id = None  # every answer runs to max_new_tokens, in every mode
-        evaluate.generate(model, tokenizer, prompts[:2], p, batch_size=2)  # warm-up
+        evaluate.generate(model, tokenizer, prompts[:2], gp, batch_size=2)  # warm-up
         start = time.perf_counter()
-        evaluate.generate(model, tokenizer, prompts, p, batch_size=batch_size)
-        return len(prompts) * p.max_new_tokens / (time.perf_counter() - start)
+        evaluate.generate(model, tokenizer, prompts, gp, batch_size=batch_size)
+        return len(prompts) * gp.max_new_tokens / (time.perf_counter() - start)
 
     fp32 = rate(torch.float32, ids, p.batch_size)
     best = rate(precision.dtype(chosen), ids, p.batch_size)
     single = rate(precision.dtype(chosen), ids[: args.single], 1)
-    result = {"prompts": len(ids), "max_new_tokens": p.max_new_tokens, "batch_size": p.batch_size, "chosen": chosen,
+    result = {"prompts": len(ids), "max_new_tokens": gp.max_new_tokens, "batch_size": p.batch_size, "chosen": chosen,
               "batched_fp32_tokens_per_s": round(fp32, 1), f"batched_{chosen}_tokens_per_s": round(best, 1),
               f"one_at_a_time_{chosen}_tokens_per_s": round(single, 1),
               "precision_speedup": round(best / fp32, 2), "batching_speedup": round(best / single, 2),

@@ -43,7 +43,8 @@ def main(argv=None) -> None:
             prof.step()
 
     with tempfile.TemporaryDirectory() as tmp, prof:
-        trainer, _, _ = train.build_trainer(args.model, args.data, tmp, p, tp, [Step()])
+        trainer, _, _ = train.build_trainer(train.Paths.of(base=args.model, data=args.data, checkpoints=tmp, adapter=tmp, merged=tmp,
+                                                       metrics=tmp), p, tp, [Step()])
         trainer.train()
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
 

@@ -1,6 +1,6 @@
 """Benchmark: what the pipeline learns of real products, seen and unseen, base and fine-tuned.
 
-    python -m benchmarks.recall [--raw ../shared/real_dev/trn_dev.jsonl] [-S train.epochs=20 ...]
+    python -m benchmarks.recall [--raw ../shared/real_dev/trn_dev.jsonl] [-S train.num_train_epochs=20 ...]
 
 Runs the pipeline's own stages (unpack → clean → sample → base_model → template → train → evaluate on
 both models) on real ``trn.json`` lines in a scratch folder, with ``params.yaml`` plus the ``-S`` overrides,
@@ -39,7 +39,7 @@ def override(doc: dict, assignments: list[str]) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--raw", default=str(DEFAULT_RAW))
-    ap.add_argument("-S", "--set", action="append", default=[], help="params override, e.g. train.epochs=20")
+    ap.add_argument("-S", "--set", action="append", default=[], help="params override, e.g. train.num_train_epochs=20")
     ap.add_argument("--base-model", help="reuse a base_model output folder instead of materialising it")
     ap.add_argument("--keep", help="keep the scratch folder here")
     ap.add_argument("--result", default=str(ROOT / "benchmarks" / "results" / "recall.json"))

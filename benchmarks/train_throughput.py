@@ -58,7 +58,8 @@ def trainer_tokens_per_s(args, p, tp) -> tuple[float, int, str]:
     clock = Clock()
     total = args.steps + args.warmup
     with tempfile.TemporaryDirectory() as tmp:
-        trainer, _, _ = train.build_trainer(args.model, args.data, tmp, p, tp, [clock])
+        trainer, _, _ = train.build_trainer(train.Paths.of(base=args.model, data=args.data, checkpoints=tmp, adapter=tmp, merged=tmp,
+                                                       metrics=tmp), p, tp, [clock])
         dtype = str(next(trainer.model.parameters()).dtype).removeprefix("torch.")
         trainer.train()
     seen = [log["num_tokens"] for log in trainer.state.log_history if "num_tokens" in log and "loss" in log]
@@ -89,7 +90,8 @@ def main(argv=None) -> None:
     resolved = precision.resolve(chosen, torch.cuda.is_available())
     # The same data under three trainers: the one this project shipped before (fp32, 4 packed rows per step,
     # eager), today's settings in fp32, and today's settings in the chosen precision.
-    configs = {"before_fp32_batch4_eager": {"precision": "fp32", "batch_size": 4, "compile": False},
+    configs = {"before_fp32_batch4_eager": {"precision": "fp32", "per_device_train_batch_size": 4,
+                                                  "torch_compile": False},
                "fp32": {"precision": "fp32"}, chosen: {"precision": chosen}}
     tps, dtypes = {}, {}
     for name, update in configs.items():
@@ -105,8 +107,8 @@ def main(argv=None) -> None:
         "cpu_flags": cpu_flags(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "batch_size": p.batch_size,
-        "compile": p.compile,
+        "per_device_train_batch_size": p.per_device_train_batch_size,
+        "torch_compile": p.torch_compile,
         "max_seq_len": tp.max_seq_len,
         "lora_r": p.lora_r,
         "timed_steps": args.steps,

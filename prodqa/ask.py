@@ -107,7 +107,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     tp = params.load("template", args.params)
-    ep = params.load("evaluate", args.params)
+    gp = params.load("generate", args.params)
     question, note = check_question(args.question)
     if note:
         print(note, file=sys.stderr)
@@ -118,13 +118,11 @@ def main(argv=None) -> None:
               f"no product in the catalog matched (best score {score:.0f} < {FUZZY_MIN_SCORE}); answering ungrounded",
               file=sys.stderr)
     model = args.model or (MERGED if args.hf else GGUF)
-    decoding = (prompt(question, tp, context), args.max_tokens or ep.max_new_tokens, ep.temperature, ep.repetition_penalty)
+    decoding = (prompt(question, tp, context), args.max_tokens or gp.max_new_tokens, gp.temperature, gp.repetition_penalty)
     if args.hf:
-        import torch
-
         from . import precision
 
-        pieces = stream_hf(model, *decoding, dtype=precision.dtype(precision.resolve(ep.precision, torch.cuda.is_available())))
+        pieces = stream_hf(model, *decoding, dtype=precision.torch_dtype(gp.precision))
     else:
         pieces = stream_gguf(model, *decoding)
     for piece in pieces:

@@ -18,9 +18,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from typing import TYPE_CHECKING
 
-from .params import Evaluate, Template
+from .params import Evaluate, Generate, Template
 from .template import answered, heldout_question, phrasings, prompt, question_text, render
+
+if TYPE_CHECKING:  # transformers is imported lazily: a stage's --help and params errors come back at once
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 SETS = ("seen", "unseen")
 
@@ -36,12 +40,11 @@ def encode_prompt(prompt, tokenizer) -> list[int]:
     return tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
 
-def generate(model, tokenizer, prompt_ids: list[list[int]], p: Evaluate, batch_size: int | None = None,
-             bar=None) -> list[str]:
+def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_ids: list[list[int]], gp: Generate,
+             batch_size: int, bar=None) -> list[str]:
     """Greedy (or sampled) answers, batched with left padding; special tokens and the prompt removed."""
     import torch
 
-    batch_size = batch_size or p.batch_size
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     # Similar lengths together waste less padding; the output order is restored below.
     order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
@@ -55,10 +58,9 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], p: Evaluate, batch_s
             ids[r, width - len(prompt_ids[i]):] = torch.tensor(prompt_ids[i])
             mask[r, width - len(prompt_ids[i]):] = 1
         with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=p.max_new_tokens,
-                                 do_sample=p.temperature > 0, temperature=p.temperature or None,
-                                 top_p=p.top_p if p.temperature > 0 else None,
-                                 repetition_penalty=p.repetition_penalty, pad_token_id=pad, use_cache=True)
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=gp.max_new_tokens,
+                                 do_sample=gp.temperature > 0, temperature=gp.temperature or None, top_p=gp.top_p,
+                                 repetition_penalty=gp.repetition_penalty, pad_token_id=pad, use_cache=True)
         for r, i in enumerate(rows):
             by_index[i] = tokenizer.decode(out[r, width:], skip_special_tokens=True).strip()
         if bar is not None:
@@ -66,7 +68,7 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], p: Evaluate, batch_s
     return [by_index[i] for i in range(len(prompt_ids))]
 
 
-def reference_loss(model, tokenizer, examples: list[dict], max_seq_len: int, batch_size: int) -> list[float]:
+def reference_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[dict], max_seq_len: int, batch_size: int) -> list[float]:
     """Mean token NLL of each reference answer given its question (answer tokens only)."""
     import torch
 
@@ -118,12 +120,12 @@ def score(answers: list[str], references: list[str]) -> tuple[dict, list[dict]]:
     return metrics, per
 
 
-def evaluate(model, tokenizer, rows: list[dict], asked: list[str], p: Evaluate, tp: Template,
-             bar=None) -> tuple[dict, list[dict]]:
+def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: list[dict], asked: list[str],
+             p: Evaluate, gp: Generate, tp: Template, bar=None) -> tuple[dict, list[dict]]:
     """Answer ``asked`` (one question per product of ``rows``) and score against the real descriptions."""
     tokenizer.padding_side = "left"
     ps = [prompt(q, tp) for q in asked]
-    answers = generate(model, tokenizer, [encode_prompt(x, tokenizer) for x in ps], p, bar=bar)
+    answers = generate(model, tokenizer, [encode_prompt(x, tokenizer) for x in ps], gp, p.batch_size, bar=bar)
     refs = [r["content"] for r in rows]
     metrics, per = score(answers, refs)
     examples = [answered(x, ref) for x, ref in zip(ps, refs)]

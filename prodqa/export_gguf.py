@@ -16,13 +16,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .files import DataError
+from .params import GGUF_FROM_F16
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from .params import ExportGguf, Generate, Template
 
 GGUF_TYPES = {"f32", "f16", "bf16", "q8_0"}  # written by gguf-py
-K_QUANTS = {"q4_k_m": 15, "q5_k_m": 17, "q6_k": 18, "q4_0": 2, "q5_0": 8}  # llama_ftype, made by llama.cpp
+K_QUANTS = dict(zip(GGUF_FROM_F16, (15, 17, 18, 2, 8)))  # type -> llama_ftype: made from the f16 by llama.cpp
 
 # Pre-tokenizers llama.cpp knows, recognised from tokenizer.json (llama.cpp itself hashes a test string).
 LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
@@ -223,11 +230,11 @@ def quantize_k(f16_path: str | os.PathLike, out: str | os.PathLike, ftype: str) 
         raise ExportError(f"{f16_path}: llama.cpp quantize to {ftype} failed (status {rc})")
 
 
-def modelfile(gguf_name: str, tokenizer, tp, ep) -> str:
+def modelfile(gguf_name: str, tokenizer: PreTrainedTokenizerBase, tp: Template, gp: Generate) -> str:
     """An Ollama Modelfile that prompts the model in the layout it was trained on (``template.format``).
 
     chat: the model's own chat format (ChatML for SmolLM2, or Llama 3); alpaca: the Alpaca text of
-    ``template.ALPACA``. ``tp`` is the template params, ``ep`` the evaluate params (decoding defaults).
+    ``template.ALPACA``. Decoding defaults come from the ``generate`` params, as for evaluate and ask.
     """
     from .template import ALPACA
 
@@ -255,8 +262,8 @@ def modelfile(gguf_name: str, tokenizer, tp, ep) -> str:
     lines = [f"FROM ./{gguf_name}", "", f'TEMPLATE """{template}"""', ""]
     lines += [f'SYSTEM """{system}"""', ""] if system else []
     lines += [f'PARAMETER stop "{s}"' for s in stops]
-    lines += [f"PARAMETER temperature {ep.temperature}", f"PARAMETER repeat_penalty {ep.repetition_penalty}",
-              f"PARAMETER num_predict {ep.max_new_tokens}"]
+    lines += [f"PARAMETER temperature {gp.temperature}", f"PARAMETER top_p {gp.top_p}",
+              f"PARAMETER repeat_penalty {gp.repetition_penalty}", f"PARAMETER num_predict {gp.max_new_tokens}"]
     return "\n".join(lines) + "\n"
 
 
@@ -306,11 +313,11 @@ def verify(path: str | os.PathLike, model, tokenizer, prompts: list[list[int]], 
     }
 
 
-def export(model_dir: str, test_rows: list[dict], out_dir: str | os.PathLike, p, tp, ep) -> dict:
+def export(model_dir: str | os.PathLike, test_rows: list[dict], out_dir: str | os.PathLike, p: ExportGguf,
+           tp: Template, gp: Generate) -> dict:
     """Write every GGUF type of ``p.types`` and the Modelfile into ``out_dir`` (atomically); verify each file.
 
-    ``p`` is the export_gguf params, ``tp`` the template params (prompts as in training), ``ep`` the
-    evaluate params (decoding defaults for the Modelfile). An f16 file that does not reproduce the HF
+    ``tp`` gives the prompts as in training, ``gp`` the Modelfile's decoding defaults. An f16 file that does not reproduce the HF
     model's greedy tokens fails the export; quantized files report their agreement.
     """
     import time
@@ -329,16 +336,14 @@ def export(model_dir: str, test_rows: list[dict], out_dir: str | os.PathLike, p,
         for ftype in sorted(p.types, key=lambda t: t in K_QUANTS):  # k-quants are made from the f16 file
             path = Path(tmp) / f"model-{ftype}.gguf"
             start = time.perf_counter()
-            if ftype in K_QUANTS:
-                if "f16" not in written:
-                    raise ExportError(f"export_gguf.types: {ftype} is made from the f16 file; add f16 to the list")
+            if ftype in K_QUANTS:  # the schema made sure f16 is in the list
                 quantize_k(written["f16"], path, ftype)
             else:
                 write(model_dir, path, ftype)
             written[ftype] = path
             metrics["files"][ftype] = {"bytes": path.stat().st_size, "write_s": round(time.perf_counter() - start, 2)}
         default = next((t for t in ("q8_0", "f16", *p.types) if t in written), None)
-        (Path(tmp) / "Modelfile").write_text(modelfile(written[default].name, tokenizer, tp, ep))
+        (Path(tmp) / "Modelfile").write_text(modelfile(written[default].name, tokenizer, tp, gp))
 
         if p.verify:
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()

@@ -1,11 +1,13 @@
 """Typed, strict schema of ``params.yaml``: one pydantic model per section, one section per stage.
 
 A stage calls :func:`load` with its section name before doing any work. Unknown keys, missing keys,
-wrong types and impossible values raise :class:`ParamsError` with the dotted key (``train.lr``).
+wrong types and impossible values raise :class:`ParamsError` with the dotted key (``train.learning_rate``).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 PARAMS_FILE = "params.yaml"
 Precision = Literal["auto", "fp32", "bf16"]  # resolved to a dtype by prodqa.precision
 GgufType = Literal["f32", "f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k", "q4_0", "q5_0"]  # export_gguf writes each
+GGUF_FROM_F16 = ("q4_k_m", "q5_k_m", "q6_k", "q4_0", "q5_0")  # quantized from the f16 file by llama.cpp
 
 
 class ParamsError(Exception):
@@ -112,46 +115,61 @@ class Template(Section):
 
 
 class Train(Section):
+    """Keys named as in TRL's ``SFTConfig`` (``TRL_KEYS``) are passed to it unchanged; the rest are ours."""
+
     backend: Literal["auto", "peft", "unsloth"] = Field(description="auto: Unsloth on CUDA when installed, else PEFT.")
     load_in_4bit: bool = Field(description="QLoRA through bitsandbytes (CUDA only).")
     precision: Precision = Field(description="Base weights and matmuls: auto = bf16 where the hardware has it.")
-    lr: float = Field(gt=0, lt=1)
-    max_steps: int = Field(ge=-1, description="Optimizer steps; -1 trains for `epochs` instead.")
-    epochs: float = Field(gt=0)
-    batch_size: int = Field(gt=0)
-    grad_accum: int = Field(gt=0)
+    learning_rate: float = Field(gt=0, lt=1)
+    max_steps: int = Field(ge=-1, description="Optimizer steps; -1 trains for `num_train_epochs` instead.")
+    num_train_epochs: float = Field(gt=0)
+    per_device_train_batch_size: int = Field(gt=0)
+    per_device_eval_batch_size: int = Field(gt=0)
+    gradient_accumulation_steps: int = Field(gt=0)
     warmup_steps: int = Field(ge=0)
-    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"]
-    optimizer: Literal["adamw_torch", "adamw_torch_fused", "adamw_8bit", "sgd", "adafactor"]
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"]
+    optim: Literal["adamw_torch", "adamw_torch_fused", "adamw_8bit", "sgd", "adafactor"]
     weight_decay: float = Field(ge=0)
     lora_r: int = Field(gt=0)
     lora_alpha: int = Field(gt=0)
     lora_dropout: float = Field(ge=0, lt=1)
     target_modules: list[str] = Field(min_length=1)
     packing: bool = Field(description="Pack several examples per sequence (no padding).")
-    compile: bool = Field(description="torch.compile the model (one-off compile, then faster steps).")
+    torch_compile: bool = Field(description="torch.compile the model (one-off compile, then faster steps).")
     token_metrics: bool = Field(description="Log TRL's per-token entropy/accuracy (slower loss path).")
     gradient_checkpointing: bool = Field(description="Trade compute for memory (long sequences, big models).")
     seed: int = Field(ge=0)
     eval_steps: int = Field(gt=0)
     save_steps: int = Field(gt=0)
     logging_steps: int = Field(gt=0)
-    keep_checkpoints: int = Field(gt=0, description="Checkpoints kept for resuming.")
+    save_total_limit: int = Field(gt=0, description="Checkpoints kept for resuming.")
     threads: int = Field(ge=0, description="CPU threads for torch; 0 = all cores.")
     num_processes: int = Field(gt=0, description="> 1: DDP under `accelerate launch` (gloo on CPU, NCCL on GPU).")
 
     @model_validator(mode="after")
     def _check(self) -> "Train":
         if self.max_steps == 0:
-            raise ValueError("max_steps must be > 0, or -1 to train for `epochs`")
+            raise ValueError("max_steps must be > 0, or -1 to train for `num_train_epochs`")
         return self
+
+
+# train keys that are TRL SFTConfig arguments of the same name and meaning.
+TRL_KEYS = ("learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size",
+            "per_device_eval_batch_size", "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type", "optim",
+            "weight_decay", "packing", "torch_compile", "gradient_checkpointing", "seed", "eval_steps", "save_steps",
+            "logging_steps", "save_total_limit")
 
 
 class Evaluate(Section):
     seen_examples: int = Field(ge=0, description="Trained products asked a phrasing they never had in training.")
     unseen_examples: int = Field(ge=0, description="Test products (never trained on) asked.")
-    precision: Precision = Field(description="Generation dtype: auto = bf16 where the hardware has it.")
-    batch_size: int = Field(gt=0)
+    batch_size: int = Field(gt=0, description="Questions generated together.")
+
+
+class Generate(Section):
+    """Decoding settings, shared by evaluate, the Ollama Modelfile, ``ask`` and ``serve``."""
+
+    precision: Precision = Field(description="transformers generation dtype: auto = bf16 where the hardware has it.")
     max_new_tokens: int = Field(gt=0, le=4096)
     temperature: float = Field(ge=0, description="0 = greedy decoding.")
     top_p: float = Field(gt=0, le=1)
@@ -169,6 +187,14 @@ class ExportGguf(Section):
     verify_tokens: int = Field(gt=0, description="Greedy tokens compared per question.")
     min_top1_agreement: float = Field(ge=0, le=1, description="Quantized files below this fail the stage.")
 
+    @model_validator(mode="after")
+    def _check(self) -> "ExportGguf":
+        made_by_llama_cpp = [t for t in self.types if t in GGUF_FROM_F16]
+        if made_by_llama_cpp and "f16" not in self.types:
+            raise ValueError(f"types: {made_by_llama_cpp[0]} is quantized from the f16 file by llama.cpp; "
+                             "add f16 to the list")
+        return self
+
 
 SECTIONS: dict[str, type[Section]] = {
     "data": Data,
@@ -180,6 +206,7 @@ SECTIONS: dict[str, type[Section]] = {
     "template": Template,
     "train": Train,
     "evaluate": Evaluate,
+    "generate": Generate,
     "report": Report,
     "export_gguf": ExportGguf,
 }
@@ -223,6 +250,31 @@ def read_yaml(path: str | Path = PARAMS_FILE) -> dict:
     return doc
 
 
+TRACE_ENV = "PRODQA_PARAMS_TRACE"
+
+
+class _Traced:
+    """A loaded section that appends each key read to the file named by $PRODQA_PARAMS_TRACE.
+
+    The pipeline test runs every stage so, and checks that each stage declares in dvc.yaml exactly the keys
+    it read: a whole-object read (``model_dump``, ``model_copy``) counts as reading every key.
+    """
+
+    def __init__(self, name: str, section: Section, trace: str):
+        object.__setattr__(self, "_s", (name, section, trace))
+
+    def __getattr__(self, key: str):
+        name, section, trace = object.__getattribute__(self, "_s")
+        fields = type(section).model_fields
+        read = [key] if key in fields else list(fields) if key.startswith("model_") else []
+        if read:
+            with open(trace, "a") as f:
+                f.write("".join(f"{Path(sys.argv[0]).stem} {name}.{k}\n" for k in read))
+        return getattr(section, key)
+
+
 def load(section: str, path: str | Path = PARAMS_FILE) -> Section:
     """Load and validate one section of params.yaml."""
-    return parse(section, read_yaml(path).get(section))
+    loaded = parse(section, read_yaml(path).get(section))
+    trace = os.environ.get(TRACE_ENV)
+    return _Traced(section, loaded, trace) if trace else loaded  # type: ignore[return-value]

@@ -31,3 +31,10 @@ def dtype(name: str):
     import torch
 
     return {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
+
+
+def torch_dtype(requested: str):
+    """The torch dtype for a ``precision`` param on this machine (CUDA if visible, else the CPU)."""
+    import torch
+
+    return dtype(resolve(requested, torch.cuda.is_available()))

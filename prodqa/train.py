@@ -17,14 +17,31 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import precision
 from .files import atomic_path, read_jsonl, write_json
-from .params import ParamsError, Template, Train
+from .params import TRL_KEYS, ParamsError, Template, Train
 
 FINGERPRINT = "fingerprint.json"
 COMPLETE = "COMPLETE"  # written when a run finished: its checkpoints are then history, not a resume point
+
+
+@dataclass(frozen=True, kw_only=True)
+class Paths:
+    """Where a training run reads (``base``, ``data``) and writes (the rest); the stage's dvc.yaml paths."""
+
+    base: Path         # the base model folder (base_model stage)
+    data: Path         # train.jsonl / validation.jsonl (template stage)
+    adapter: Path      # out: the LoRA adapter
+    merged: Path       # out: base + adapter, merged in fp32
+    checkpoints: Path  # out, persisted: resume points of an interrupted run
+    metrics: Path      # out: dvclive metrics and plots
+
+    @classmethod
+    def of(cls, **paths: str | os.PathLike) -> "Paths":
+        return cls(**{k: Path(v) for k, v in paths.items()})
 
 
 def cuda_available() -> bool:
@@ -130,7 +147,7 @@ def _load_peft(base_dir: str, p: Train, has_cuda: bool):
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = precision.dtype(precision.resolve(p.precision, has_cuda))
+    dtype = precision.torch_dtype(p.precision)
     kw = {}
     if p.load_in_4bit:
         from transformers import BitsAndBytesConfig
@@ -158,45 +175,27 @@ def _load_unsloth(base_dir: str, p: Train, max_seq_len: int):
 
 
 def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: bool):
+    """TRL's SFTConfig: the ``train`` keys TRL names alike (``params.TRL_KEYS``) pass through unchanged."""
     from trl import SFTConfig
 
     return SFTConfig(
+        **p.model_dump(include=set(TRL_KEYS)),
         output_dir=ckpt_dir,
-        learning_rate=p.lr,
-        max_steps=p.max_steps,
-        num_train_epochs=p.epochs,
-        per_device_train_batch_size=p.batch_size,
-        per_device_eval_batch_size=p.batch_size,
-        gradient_accumulation_steps=p.grad_accum,
-        warmup_steps=p.warmup_steps,
-        lr_scheduler_type=p.scheduler,
-        optim=p.optimizer,
-        weight_decay=p.weight_decay,
+        data_seed=p.seed,
         max_length=max_seq_len,
-        packing=p.packing,
         eval_packing=False,  # eval loss per example, comparable across packing settings
         # torch.compile fuses the many small ops around the matrix products (2x on CPU, see docs/benchmarks.md);
         # rows padded to one length keep it to a single compiled graph instead of a recompile per length.
-        torch_compile=p.compile,
-        pad_to_multiple_of=max_seq_len if p.compile and p.packing else None,
+        pad_to_multiple_of=max_seq_len if p.torch_compile and p.packing else None,
         completion_only_loss=True,
-        seed=p.seed,
-        data_seed=p.seed,
         eval_strategy="steps",
-        eval_steps=p.eval_steps,
         eval_on_start=True,  # the untrained loss, so the eval curve starts where training did
         save_strategy="steps",
-        save_steps=p.save_steps,
-        save_total_limit=p.keep_checkpoints,
-        logging_steps=p.logging_steps,
         logging_first_step=True,
         report_to="none",  # our own dvclive callback logs (see live_callback)
         use_cpu=not has_cuda,
         bf16=bf16,
         dataloader_num_workers=0,
-        # TRL turns activation checkpointing on by default; it re-runs every forward during backward (~1.3x the
-        # compute) to save memory that a LoRA run of a small model does not need.
-        gradient_checkpointing=p.gradient_checkpointing,
         disable_tqdm=not os.isatty(2) or bool(os.environ.get("CI")),
     )
 
@@ -222,7 +221,7 @@ def _plain_loss_trainer(sft_trainer_cls):
     return PlainLossSFTTrainer
 
 
-def build_trainer(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, template_p: Template, callbacks=()):
+def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
     """The SFTTrainer for these params, on the chosen backend; returns (trainer, tokenizer, backend)."""
     has_cuda = cuda_available()
     backend = resolve_backend(p, has_cuda)
@@ -237,15 +236,15 @@ def build_trainer(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, templat
         torch.set_num_threads(p.threads)
     elif launched() and not has_cuda:  # share the cores between the workers instead of oversubscribing
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    data = {split: Dataset.from_list(read_jsonl(Path(data_dir) / f"{split}.jsonl")) for split in ("train", "validation")}
+    data = {split: Dataset.from_list(read_jsonl(paths.data / f"{split}.jsonl")) for split in ("train", "validation")}
     if backend == "unsloth":
-        model, tokenizer, lora = _load_unsloth(base_dir, p, template_p.max_seq_len)
+        model, tokenizer, lora = _load_unsloth(str(paths.base), p, template_p.max_seq_len)
     else:
-        model, tokenizer, lora = _load_peft(base_dir, p, has_cuda)
+        model, tokenizer, lora = _load_peft(str(paths.base), p, has_cuda)
     bf16 = next(model.parameters()).dtype == torch.bfloat16
     trainer_cls = SFTTrainer if p.token_metrics else _plain_loss_trainer(SFTTrainer)
     trainer = trainer_cls(
-        model=model, args=sft_config(p, template_p.max_seq_len, ckpt_dir, has_cuda, bf16),
+        model=model, args=sft_config(p, template_p.max_seq_len, str(paths.checkpoints), has_cuda, bf16),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
         peft_config=lora, callbacks=list(callbacks))
     return trainer, tokenizer, backend
@@ -286,20 +285,19 @@ def launch_command(num_processes: int, stage_args: list[str]) -> list[str]:
             *stage_args]
 
 
-def _fingerprint_of(base_dir: str, data_dir: str, p: Train, template_p: Template) -> dict:
-    return fingerprint(p, template_p, [Path(data_dir) / "train.jsonl", Path(data_dir) / "validation.jsonl",
-                                       Path(base_dir) / "model.safetensors"])
+def _fingerprint_of(paths: Paths, p: Train, template_p: Template) -> dict:
+    return fingerprint(p, template_p, [paths.data / "train.jsonl", paths.data / "validation.jsonl",
+                                       paths.base / "model.safetensors"])
 
 
-def prepare(base_dir: str, data_dir: str, ckpt_dir: str, p: Train, template_p: Template) -> str | None:
+def prepare(paths: Paths, p: Train, template_p: Template) -> str | None:
     """Run once per stage, before any worker: check the params against this machine, fingerprint the inputs,
     and reset or keep the checkpoint folder; return the checkpoint to resume from."""
     resolve_backend(p, cuda_available())  # impossible params fail before any checkpoint is touched
-    return reset_or_resume(Path(ckpt_dir), _fingerprint_of(base_dir, data_dir, p, template_p))
+    return reset_or_resume(paths.checkpoints, _fingerprint_of(paths, p, template_p))
 
 
-def train(base_dir: str, data_dir: str, adapter_out: str, merged_out: str, ckpt_dir: str, metrics_dir: str,
-          p: Train, template_p: Template, extra_callbacks: tuple = ()) -> dict:
+def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tuple = ()) -> dict:
     """Fine-tune; write the adapter and the merged model atomically; return a summary.
 
     Runs the same way in one process or in each worker of a distributed launch; only rank 0 logs and
@@ -308,14 +306,13 @@ def train(base_dir: str, data_dir: str, adapter_out: str, merged_out: str, ckpt_
     from dvclive import Live
 
     if launched():  # a DDP worker: the stage prepared the folder once before starting the workers
-        resume = resumable_checkpoint(Path(ckpt_dir), _fingerprint_of(base_dir, data_dir, p, template_p))
+        resume = resumable_checkpoint(paths.checkpoints, _fingerprint_of(paths, p, template_p))
     else:
-        resume = prepare(base_dir, data_dir, ckpt_dir, p, template_p)
+        resume = prepare(paths, p, template_p)
     main = is_main_process()
-    live = Live(metrics_dir, resume=resume is not None, dvcyaml=None, save_dvc_exp=False, report=None) if main else None
+    live = Live(str(paths.metrics), resume=resume is not None, dvcyaml=None, save_dvc_exp=False, report=None) if main else None
     callbacks = [live_callback(live)] if main else []
-    trainer, tokenizer, backend = build_trainer(base_dir, data_dir, ckpt_dir, p, template_p,
-                                                [*callbacks, *extra_callbacks])
+    trainer, tokenizer, backend = build_trainer(paths, p, template_p, [*callbacks, *extra_callbacks])
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     elapsed = time.perf_counter() - start
@@ -333,14 +330,14 @@ def train(base_dir: str, data_dir: str, adapter_out: str, merged_out: str, ckpt_
     live.summary["train/processes"] = trainer.args.world_size
     live.end()
 
-    with atomic_path(adapter_out, is_dir=True) as tmp:
+    with atomic_path(paths.adapter, is_dir=True) as tmp:
         trainer.model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-    with atomic_path(merged_out, is_dir=True) as tmp:
+    with atomic_path(paths.merged, is_dir=True) as tmp:
         if backend == "unsloth":
             trainer.model.save_pretrained_merged(str(tmp), tokenizer, save_method="merged_16bit")
         else:
-            merge_fp32(base_dir, adapter_out).save_pretrained(tmp, safe_serialization=True)
+            merge_fp32(str(paths.base), str(paths.adapter)).save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
-    (Path(ckpt_dir) / COMPLETE).touch()
+    (paths.checkpoints / COMPLETE).touch()
     return summary

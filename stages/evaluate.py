@@ -16,13 +16,13 @@ from prodqa.stage import parser, run
 def main(argv=None):
     args = parser(__doc__, "model", "sample", "answers", "metrics").parse_args(argv)
     p = params.load("evaluate", args.params)
+    gp = params.load("generate", args.params)
     tp = params.load("template", args.params)
 
-    import torch
     from dvclive import Live
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = precision.dtype(precision.resolve(p.precision, torch.cuda.is_available()))
+    dtype = precision.torch_dtype(gp.precision)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype, use_safetensors=True).eval()
     sizes = {"seen": ("train", p.seen_examples), "unseen": ("test", p.unseen_examples)}
@@ -33,7 +33,7 @@ def main(argv=None):
             rows = rows.slice(0, n).to_pylist()
             with progress(len(rows), unit="answer", desc=f"{Path(args.model).name} {name}") as bar:
                 metrics, records = evaluate.evaluate(model, tokenizer, rows, evaluate.questions(rows, tp, name == "seen"),
-                                                     p, tp, bar=bar)
+                                                     p, gp, tp, bar=bar)
             write_jsonl(Path(tmp) / f"{name}.jsonl", records)
             for key, value in metrics.items():
                 live.log_metric(f"{name}/{key}", value, plot=False)

@@ -11,9 +11,9 @@ def main(argv=None):
     args = parser(__doc__, "model", "test", "out", "metrics").parse_args(argv)
     p = params.load("export_gguf", args.params)
     tp = params.load("template", args.params)
-    ep = params.load("evaluate", args.params)
+    gp = params.load("generate", args.params)
     rows = pq.read_table(args.test, columns=["title", "content"]).to_pylist()
-    write_json(args.metrics, export_gguf.export(args.model, rows, args.out, p, tp, ep))
+    write_json(args.metrics, export_gguf.export(args.model, rows, args.out, p, tp, gp))
 
 
 if __name__ == "__main__":

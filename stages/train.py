@@ -16,11 +16,12 @@ def main(argv=None):
     args = parser(__doc__, "model", "data", "adapter", "merged", "checkpoints", "metrics").parse_args(argv)
     p = params.load("train", args.params)
     template_p = params.load("template", args.params)
+    paths = train.Paths.of(base=args.model, data=args.data, adapter=args.adapter, merged=args.merged,
+                           checkpoints=args.checkpoints, metrics=args.metrics)
     if p.num_processes > 1 and not train.launched():
-        train.prepare(args.model, args.data, args.checkpoints, p, template_p)  # once, before the workers start
+        train.prepare(paths, p, template_p)  # once, before the workers start; they only look
         sys.exit(subprocess.call(train.launch_command(p.num_processes, argv)))
-    summary = train.train(args.model, args.data, args.adapter, args.merged, args.checkpoints, args.metrics,
-                          p, template_p)
+    summary = train.train(paths, p, template_p)
     if train.is_main_process():
         print(f"trained {summary['steps']} steps with {summary['backend']} on {summary['processes']} process(es): "
               f"train loss {summary['train_loss']:.3f}, eval loss {summary['eval_loss']:.3f} "

@@ -85,7 +85,7 @@ def test_default_paths_are_pipeline_outputs():
 
 
 def _greedy_params(tmp_path, shipped) -> str:
-    doc = {**shipped, "evaluate": {**shipped["evaluate"], "temperature": 0.0, "repetition_penalty": 1.0}}
+    doc = {**shipped, "generate": {**shipped["generate"], "temperature": 0.0, "repetition_penalty": 1.0}}
     path = tmp_path / "params.yaml"
     path.write_text(json.dumps(doc))
     return str(path)

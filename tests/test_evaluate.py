@@ -10,8 +10,8 @@ from stages import evaluate as stage
 
 
 @pytest.fixture
-def p(shipped):
-    return params.parse("evaluate", {**shipped["evaluate"], "max_new_tokens": 8, "batch_size": 3})
+def gp(shipped):
+    return params.parse("generate", {**shipped["generate"], "max_new_tokens": 8})
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_degenerate_answers(text, degenerate):
     assert evaluate.is_degenerate(text) is degenerate
 
 
-def test_batched_generation_matches_one_at_a_time(tiny_model, p, tp):
+def test_batched_generation_matches_one_at_a_time(tiny_model, gp, tp):
     """Left padding must not change a greedy answer: batch of 3 == three batches of 1."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -57,8 +57,8 @@ def test_batched_generation_matches_one_at_a_time(tiny_model, p, tp):
     rows = [{"title": t} for t in ("Tutu", "A much longer title of a toy", "Mug")]
     ids = [evaluate.encode_prompt(template.prompt(q, tp), tokenizer) for q in evaluate.questions(rows, tp, seen=False)]
     assert len({len(i) for i in ids}) > 1  # different lengths, so padding happens
-    batched = evaluate.generate(model, tokenizer, ids, p, batch_size=3)
-    single = [evaluate.generate(model, tokenizer, [i], p, batch_size=1)[0] for i in ids]
+    batched = evaluate.generate(model, tokenizer, ids, gp, batch_size=3)
+    single = [evaluate.generate(model, tokenizer, [i], gp, batch_size=1)[0] for i in ids]
     assert batched == single
 
 
@@ -107,7 +107,7 @@ def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, tiny_model, par
     for split in ("train", "test"):
         pq.write_table(pa.Table.from_pylist([{"uid": str(i), "title": f"{split} Tutu {i}", "content": "A pink tutu."}
                                              for i in range(4)]), sample / f"{split}.parquet")
-    prm = params_file({"evaluate.max_new_tokens": 6, "evaluate.seen_examples": 3, "evaluate.unseen_examples": 2,
+    prm = params_file({"generate.max_new_tokens": 6, "evaluate.seen_examples": 3, "evaluate.unseen_examples": 2,
                        "template.max_seq_len": 64})
     for name in ("base", "tuned"):
         stage.main(["--params", prm, "--model", tiny_model, "--sample", str(sample),

@@ -88,9 +88,9 @@ def test_gguf_round_trip_through_transformers(tmp_path, tiny_model, ftype, toler
 def test_modelfile_matches_the_chat_format(tiny_model, shipped):
     from transformers import AutoTokenizer
 
-    ep = params.parse("evaluate", shipped["evaluate"])
+    gp = params.parse("generate", shipped["generate"])
     tp = params.parse("template", {**shipped["template"], "system_prompt": "Be brief."})
-    text = export_gguf.modelfile("model-q8_0.gguf", AutoTokenizer.from_pretrained(tiny_model), tp, ep)
+    text = export_gguf.modelfile("model-q8_0.gguf", AutoTokenizer.from_pretrained(tiny_model), tp, gp)
     assert text.startswith("FROM ./model-q8_0.gguf\n")
     assert '<|im_start|>assistant\n"""' in text and 'SYSTEM """Be brief."""' in text
     assert 'PARAMETER stop "<|im_end|>"' in text and 'PARAMETER stop "<|im_start|>"' in text
@@ -99,6 +99,11 @@ def test_modelfile_matches_the_chat_format(tiny_model, shipped):
 def test_unknown_type_is_a_params_error_naming_the_key(shipped):
     with pytest.raises(params.ParamsError, match=r"export_gguf\.types\.0: Input should be 'f32'"):
         params.parse("export_gguf", {**shipped["export_gguf"], "types": ["q3_weird"]})
+
+
+def test_a_k_quant_without_f16_is_a_params_error_before_any_work(shipped):
+    with pytest.raises(params.ParamsError, match=r"export_gguf: .*q4_k_m is quantized from the f16 file"):
+        params.parse("export_gguf", {**shipped["export_gguf"], "types": ["q8_0", "q4_k_m"]})
 
 
 def test_schema_types_are_exactly_the_ones_export_writes():
@@ -223,9 +228,9 @@ def test_llama3_modelfile_uses_its_headers_and_stop_tokens(tiny_model, shipped):
     tok = AutoTokenizer.from_pretrained(tiny_model)
     tok.chat_template = ("{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
                          "{{ m['content'] }}<|eot_id|>{% endfor %}")
-    ep = params.parse("evaluate", shipped["evaluate"])
+    gp = params.parse("generate", shipped["generate"])
     tp = params.parse("template", {**shipped["template"], "system_prompt": "Be brief."})
-    text = export_gguf.modelfile("model-q8_0.gguf", tok, tp, ep)
+    text = export_gguf.modelfile("model-q8_0.gguf", tok, tp, gp)
     template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
     assert template.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n") and "<|im_start|>" not in template
     assert 'PARAMETER stop "<|eot_id|>"' in text and 'SYSTEM """Be brief."""' in text

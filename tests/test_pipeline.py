@@ -12,23 +12,26 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from prodqa import params
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
     "synth": {"n_products": 400},
     "sample": {"n_products": 60, "val_frac": 0.1, "test_frac": 0.1},
     "template": {"max_seq_len": 64},
-    "train": {"max_steps": 2, "batch_size": 2, "eval_steps": 2, "save_steps": 2, "logging_steps": 1,
-              "lora_r": 4, "lora_alpha": 8, "compile": False},
-    "evaluate": {"seen_examples": 2, "unseen_examples": 2, "max_new_tokens": 4},
+    "train": {"max_steps": 2, "per_device_train_batch_size": 2, "eval_steps": 2, "save_steps": 2, "logging_steps": 1,
+              "lora_r": 4, "lora_alpha": 8, "torch_compile": False},
+    "evaluate": {"seen_examples": 2, "unseen_examples": 2},
+    "generate": {"max_new_tokens": 4},
     "report": {"examples": 2},
     "export_gguf": {"verify_questions": 1, "verify_tokens": 4, "min_top1_agreement": 0.0,
                     "verify": importlib.util.find_spec("llama_cpp") is not None},
 }
 
 
-def sh(*cmd, cwd, check=True):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CI": "1",
+def sh(*cmd, cwd, check=True, **extra_env):
+    env = {**extra_env, **os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CI": "1",
            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
@@ -60,9 +63,17 @@ def project(tmp_path_factory, tiny_model):
     return work
 
 
+def repro_traced(project: Path) -> Path:
+    """The first full `dvc repro` of the tiny project, recording every params key each stage reads."""
+    trace = project.parent / "params_read.txt"
+    if not (project / "dvc.lock").exists():
+        sh("dvc", "repro", cwd=project, **{params.TRACE_ENV: str(trace)})
+    return trace
+
+
 @pytest.mark.slow
 def test_repro_noop_push_and_pull_in_a_fresh_clone(project):
-    sh("dvc", "repro", cwd=project)
+    repro_traced(project)
     tuned = json.loads((project / "metrics" / "eval" / "tuned" / "metrics.json").read_text())
     assert tuned["seen"]["examples"] == 2 and tuned["unseen"]["examples"] == 2
     assert (project / "models" / "gguf" / "Modelfile").exists()
@@ -88,6 +99,24 @@ def test_repro_noop_push_and_pull_in_a_fresh_clone(project):
     assert (clone / "checkpoints" / "fingerprint.json").exists()  # persisted, and restored like any output
 
 
+@pytest.mark.slow
+def test_every_stage_declares_exactly_the_params_keys_it_reads(project):
+    """dvc.yaml's params of each stage (a section stands for all its keys) are exactly the keys it read."""
+    trace = repro_traced(project)
+    read: dict[str, set[str]] = {}
+    for line in trace.read_text().splitlines():
+        script, key = line.split()
+        read.setdefault(script, set()).add(key)
+    stages = YAML(typ="safe").load((project / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        declared = set()
+        for entry in stage.get("params", []):
+            section, _, field = entry.partition(".")
+            declared |= {f"{section}.{f}" for f in ([field] if field else params.SECTIONS[section].model_fields)}
+        script = stage["cmd"].split("python -m stages.", 1)[1].split()[0]
+        assert read.get(script, set()) == declared, (name, sorted(read.get(script, set()) ^ declared))
+
+
 # The stages that read each key: `dvc status` must list exactly these after the key is edited (the stages
 # below them follow once their inputs change, which status cannot know before anything runs).
 EDITS = {
@@ -97,9 +126,10 @@ EDITS = {
     "sample.n_products": {"sample"},
     "template.seed": {"template", "evaluate_base", "evaluate", "export_gguf"},
     "template.max_seq_len": {"template", "train", "evaluate_base", "evaluate"},
-    "train.lr": {"train"},
+    "train.learning_rate": {"train"},
     "evaluate.seen_examples": {"evaluate_base", "evaluate"},
-    "evaluate.temperature": {"evaluate_base", "evaluate", "export_gguf"},
+    "generate.temperature": {"evaluate_base", "evaluate", "export_gguf"},
+    "generate.precision": {"evaluate_base", "evaluate"},
     "report.examples": {"report"},
     "export_gguf.verify_tokens": {"export_gguf"},
 }
@@ -120,7 +150,7 @@ def test_editing_one_key_reruns_exactly_the_stages_that_read_it(project, key):
     original = path.read_text()
     doc = yaml.load(original)
     section, field = key.split(".")
-    doc[section][field] = _bump(doc[section][field]) if field != "temperature" else 0.5
+    doc[section][field] = {"temperature": 0.5, "precision": "fp32"}.get(field) or _bump(doc[section][field])
     try:
         with open(path, "w") as f:
             yaml.dump(doc, f)

@@ -35,8 +35,7 @@ def test_bf16_loss_curve_stays_within_3_percent_of_fp32(tiny_model, tiny_run):
     curves = {}
     for name in ("fp32", "bf16"):
         dirs = {k: str(Path(v).with_name(f"{Path(v).name}-{name}")) for k, v in out.items()}
-        train.train(tiny_model, data, dirs["adapter"], dirs["merged"], dirs["checkpoints"], dirs["metrics"],
-                    p.model_copy(update={"precision": name}), tp)
+        train.train(train.Paths.of(base=tiny_model, data=data, **dirs), p.model_copy(update={"precision": name}), tp)
         rows = (Path(dirs["metrics"]) / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]
         curves[name] = [float(r.split("\t")[1]) for r in rows]
         adapter = json.loads((Path(dirs["adapter"]) / "adapter_config.json").read_text())

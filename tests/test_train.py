@@ -37,7 +37,7 @@ def test_4bit_without_cuda_names_the_key(shipped):
 
 def run(tiny_model, tiny_run, **kw):
     p, tp, data, out = tiny_run
-    return train.train(tiny_model, data, out["adapter"], out["merged"], out["checkpoints"], out["metrics"], p, tp, **kw)
+    return train.train(train.Paths.of(base=tiny_model, data=data, **out), p, tp, **kw)
 
 
 @pytest.mark.slow
@@ -80,16 +80,16 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_model, tiny_run):
     assert run(tiny_model, tiny_run)["resumed_from"] is None
     # Other params: the old checkpoints do not apply, training starts over.
     p, tp, data, out = tiny_run
-    tiny_run = (p.model_copy(update={"lr": 5e-3}), tp, data, out)
+    tiny_run = (p.model_copy(update={"learning_rate": 5e-3}), tp, data, out)
     assert run(tiny_model, tiny_run)["resumed_from"] is None
 
 
 def test_stage_fails_cleanly_on_bad_params(tmp_path, params_file):
-    cmd = [sys.executable, "-m", "stages.train", "--params", params_file({"train.lr": -1}), "--model", "m",
+    cmd = [sys.executable, "-m", "stages.train", "--params", params_file({"train.learning_rate": -1}), "--model", "m",
            "--data", "d", "--adapter", "a", "--merged", "m2", "--checkpoints", "c", "--metrics", "x"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: params.yaml: train.lr: Input should be greater than 0 (got -1)"
+    assert proc.stderr.strip() == "error: params.yaml: train.learning_rate: Input should be greater than 0 (got -1)"
 
 
 def test_trainer_packs_examples_with_position_ids_restarting_at_each_one(tiny_model, tiny_run):
@@ -98,7 +98,7 @@ def test_trainer_packs_examples_with_position_ids_restarting_at_each_one(tiny_mo
     import torch
 
     p, tp, data, out = tiny_run
-    trainer, _, _ = train.build_trainer(tiny_model, data, out["checkpoints"], p.model_copy(update={"packing": True}), tp)
+    trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out), p.model_copy(update={"packing": True}), tp)
     batch = next(iter(trainer.get_train_dataloader()))
     pos = batch["position_ids"][0].tolist()
     starts = [i for i, x in enumerate(pos) if x == 0]
@@ -127,7 +127,7 @@ def test_unsloth_installed_but_no_cuda_trains_with_peft_without_importing_it(tin
                         lambda name, *a: importlib.machinery.ModuleSpec(name, None) if name == "unsloth" else real(name, *a))
     monkeypatch.setattr(sys, "meta_path", [ForbidUnsloth(), *sys.meta_path])
     p, tp, data, out = tiny_run
-    _, _, backend = train.build_trainer(tiny_model, data, out["checkpoints"], p, tp)
+    _, _, backend = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out), p, tp)
     assert backend == "peft"
 
 
@@ -148,7 +148,7 @@ def test_plain_loss_equals_trl_fused_loss(tiny_model, tiny_run):
     p, tp, data, out = tiny_run
     losses = []
     for token_metrics in (False, True):
-        trainer, _, _ = train.build_trainer(tiny_model, data, out["checkpoints"],
+        trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
                                             p.model_copy(update={"token_metrics": token_metrics}), tp)
         batch = next(iter(trainer.get_train_dataloader()))
         trainer.model.eval()
@@ -161,9 +161,9 @@ def test_plain_loss_equals_trl_fused_loss(tiny_model, tiny_run):
 def test_two_processes_under_accelerate_launch_on_cpu(tmp_path, tiny_model, tiny_run, params_file):
     """train.num_processes: 2 runs DDP over gloo with the same stage code; rank 0 writes the outputs."""
     _, _, data, out = tiny_run
-    prm = params_file({"train.num_processes": 2, "train.max_steps": 2, "train.batch_size": 2, "train.eval_steps": 2,
+    prm = params_file({"train.num_processes": 2, "train.max_steps": 2, "train.per_device_train_batch_size": 2, "train.eval_steps": 2,
                        "train.save_steps": 2, "train.logging_steps": 1, "train.lora_r": 4, "train.lora_alpha": 8,
-                       "template.max_seq_len": 64, "train.compile": False})
+                       "template.max_seq_len": 64, "train.torch_compile": False})
     cmd = [sys.executable, "-m", "stages.train", "--params", prm, "--model", tiny_model, "--data", data,
            *[f"--{k}={v}" for k, v in out.items()]]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=900)
@@ -181,7 +181,7 @@ def test_same_seed_same_loss_curve(tmp_path, tiny_model, tiny_run):
     curves = []
     for run_dir in ("a", "b"):
         dirs = {k: str(tmp_path / run_dir / k) for k in out}
-        train.train(tiny_model, data, dirs["adapter"], dirs["merged"], dirs["checkpoints"], dirs["metrics"], p, tp)
+        train.train(train.Paths.of(base=tiny_model, data=data, **dirs), p, tp)
         curves.append((Path(dirs["metrics"]) / "plots" / "metrics" / "train" / "loss.tsv").read_text())
     assert curves[0] == curves[1] and len(curves[0].splitlines()) == 5
 

@@ -61,13 +61,14 @@ import json, sys, tempfile, time, torch
 from transformers import TrainerCallback
 from prodqa import params, train
 p = params.load("train", "params.yaml").model_copy(update=dict(backend={backend!r}, load_in_4bit={four_bit},
-    max_steps={steps}, eval_steps=10**6, save_steps=10**6, logging_steps=1, warmup_steps=2, batch_size=8, compile=False))
+    max_steps={steps}, eval_steps=10**6, save_steps=10**6, logging_steps=1, warmup_steps=2, per_device_train_batch_size=8, torch_compile=False))
 tp = params.load("template", "params.yaml")
 class Clock(TrainerCallback):
     times = []
     def on_step_end(self, *a, **k): torch.cuda.synchronize(); self.times.append(time.perf_counter())
 with tempfile.TemporaryDirectory() as tmp:
-    trainer, _, used = train.build_trainer({model!r}, {data!r}, tmp, p, tp, [Clock()])
+    trainer, _, used = train.build_trainer(train.Paths.of(base={model!r}, data={data!r}, checkpoints=tmp, adapter=tmp, merged=tmp,
+                                              metrics=tmp), p, tp, [Clock()])
     torch.cuda.reset_peak_memory_stats()
     trainer.train()
 logs = [l for l in trainer.state.log_history if "loss" in l and "num_tokens" in l]
