@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test test-fast bench check-deps clean-venv
+.PHONY: setup repro serve test test-fast bench check-deps clean-venv
 
 setup: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ $(VENV)/.installed: requirements.txt requirements-llama.txt tools/llama_cpp_whee
 
 repro: setup
 	dvc repro
+
+# The local web app on http://127.0.0.1:7860 (after make repro); PORT=8080 make serve for another port.
+PORT ?= 7860
+serve: setup
+	$(PY) -m prodqa serve --port $(PORT)
 
 test: setup
 	$(PY) -m pytest -q

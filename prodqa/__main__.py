@@ -1,18 +1,27 @@
-"""``python -m prodqa ask "…"``: the command-line entry point (see prodqa.ask)."""
+"""``python -m prodqa ask "…"`` and ``python -m prodqa serve``: the command-line entry points."""
 
 import sys
 
 from .files import DataError
 from .params import ParamsError
 
+USAGE = ('usage: python -m prodqa ask "What is Girls Ballet Tutu Neon Pink?" [--hf] [--grounded]\n'
+         '       python -m prodqa serve [--port 7860] [--host 127.0.0.1]')
+
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] != "ask":
-        sys.exit('usage: python -m prodqa ask "What is Girls Ballet Tutu Neon Pink?" [--hf] [--grounded]')
-    from . import ask
-
+    if len(sys.argv) < 2 or sys.argv[1] not in ("ask", "serve"):
+        sys.exit(USAGE)
+    command = sys.argv[1]
     try:
-        ask.main(sys.argv[2:])
+        if command == "ask":
+            from . import ask
+
+            ask.main(sys.argv[2:])
+        else:
+            from . import serve
+
+            serve.main(sys.argv[2:])
     except (DataError, ParamsError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

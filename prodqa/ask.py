@@ -12,15 +12,17 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from .catalog import MIN_SCORE, TitleIndex
 from .files import DataError
+from .params import Generate
 from .template import prompt
 
 # Where the pipeline writes what ask reads (outs of dvc.yaml; tests/test_config.py keeps them in step).
 GGUF = "models/gguf/model-q8_0.gguf"
+BASE_GGUF = "models/gguf/base-q8_0.gguf"  # export_gguf.BASE_FILE: the base model, for side-by-side answers
 MERGED = "models/merged"
 CATALOG = "data/clean/products.parquet"
 MAX_QUESTION_CHARS = 1000
-FUZZY_MIN_SCORE = 70  # token-set similarity of title and question; unrelated titles score ~35-45
 
 
 def check_question(question: str) -> tuple[str, str | None]:
@@ -33,46 +35,38 @@ def check_question(question: str) -> tuple[str, str | None]:
     return question, None
 
 
-def find_product(question: str, catalog: str) -> tuple[dict | None, float]:
-    """The catalog product whose title best matches the question: exact title inside it first, then fuzzy."""
-    import pyarrow.parquet as pq
-    from rapidfuzz import fuzz, process, utils
-
-    if not Path(catalog).exists():
-        raise DataError(f"{catalog}: no cleaned catalog; run `make repro` (or `dvc repro clean`) first")
-    table = pq.read_table(catalog, columns=["title", "content"])
-    titles = table["title"].to_pylist()
-    q = question.lower()
-    exact = [i for i, t in enumerate(titles) if t.lower() in q]
-    if exact:
-        best = max(exact, key=lambda i: len(titles[i]))  # the longest title contained in the question
-        return {"title": titles[best], "content": table["content"][best].as_py()}, 100.0
-    match = process.extractOne(question, titles, scorer=fuzz.token_set_ratio, processor=utils.default_process)
-    if match is None or match[1] < FUZZY_MIN_SCORE:
-        return None, match[1] if match else 0.0
-    return {"title": titles[match[2]], "content": table["content"][match[2]].as_py()}, match[1]
-
-
-def stream_gguf(path: str, msgs, max_tokens: int, temperature: float, repeat_penalty: float) -> Iterator[str]:
+def load_gguf(path: str | Path, n_ctx: int = 4096):
+    """A llama.cpp model (llama-cpp-python), or DataError saying what builds it."""
     if not Path(path).exists():
         raise DataError(f"{path}: no GGUF model; run `make repro` (or `dvc repro export_gguf`) first, or use --hf")
     try:
         from llama_cpp import Llama
     except ImportError:
         raise DataError("llama-cpp-python is not installed (make setup installs it); or use --hf") from None
-    llm = Llama(model_path=path, n_ctx=2048, verbose=False)
-    kw = dict(max_tokens=max_tokens, temperature=temperature, repeat_penalty=repeat_penalty, stream=True)
-    if isinstance(msgs, str):  # template.format alpaca: plain text, as trained
-        for chunk in llm.create_completion(msgs, **kw):
-            yield chunk["choices"][0]["text"]
-        return
-    for chunk in llm.create_chat_completion(msgs, **kw):
-        text = chunk["choices"][0]["delta"].get("content")
-        if text:
-            yield text
+    import os
+
+    threads = len(os.sched_getaffinity(0))  # llama-cpp-python's default is half the cores
+    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
 
 
-def stream_hf(path: str, msgs, max_tokens: int, temperature: float, repeat_penalty: float, dtype=None) -> Iterator[str]:
+def stream_gguf(llm, msgs, gp: Generate, max_tokens: int | None = None) -> Iterator[str]:
+    """The answer to a prompt of ``template.prompt`` (messages, or Alpaca text), piece by piece."""
+    kw = dict(max_tokens=max_tokens or gp.max_new_tokens, temperature=gp.temperature, top_p=gp.top_p,
+              repeat_penalty=gp.repetition_penalty, stream=True)
+    try:
+        if isinstance(msgs, str):  # template.format alpaca: plain text, as trained
+            for chunk in llm.create_completion(msgs, **kw):
+                yield chunk["choices"][0]["text"]
+            return
+        for chunk in llm.create_chat_completion(msgs, **kw):
+            text = chunk["choices"][0]["delta"].get("content")
+            if text:
+                yield text
+    except ValueError as err:  # llama-cpp-python: "Requested tokens (…) exceed context window of …"
+        raise DataError(f"the prompt does not fit the model: {err}") from None
+
+
+def stream_hf(path: str, msgs, gp: Generate, max_tokens: int | None = None) -> Iterator[str]:
     if not (Path(path) / "config.json").exists():
         raise DataError(f"{path}: no trained model; run `make repro` (or `dvc repro train`) first")
     from threading import Thread
@@ -80,14 +74,17 @@ def stream_hf(path: str, msgs, max_tokens: int, temperature: float, repeat_penal
     from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
+    from . import precision
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=precision.torch_dtype(gp.precision)).eval()
     if isinstance(msgs, str):  # template.format alpaca: plain text, as trained
         inputs = tokenizer(msgs, add_special_tokens=False, return_tensors="pt")
     else:
         inputs = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    kw = dict(**inputs, max_new_tokens=max_tokens, do_sample=temperature > 0, repetition_penalty=repeat_penalty,
-              streamer=streamer, pad_token_id=tokenizer.eos_token_id, **({"temperature": temperature} if temperature else {}))
+    kw = dict(**inputs, max_new_tokens=max_tokens or gp.max_new_tokens, do_sample=gp.temperature > 0,
+              temperature=gp.temperature or None, top_p=gp.top_p, repetition_penalty=gp.repetition_penalty,
+              streamer=streamer, pad_token_id=tokenizer.eos_token_id)
     Thread(target=model.generate, kwargs=kw, daemon=True).start()
     yield from streamer
 
@@ -113,18 +110,17 @@ def main(argv=None) -> None:
         print(note, file=sys.stderr)
     context = None
     if args.grounded:
-        context, score = find_product(question, args.catalog)
-        print(f"grounded on: {context['title']} (match {score:.0f})" if context else
-              f"no product in the catalog matched (best score {score:.0f} < {FUZZY_MIN_SCORE}); answering ungrounded",
+        match, score = TitleIndex.load(args.catalog).find(question)
+        context = match.context() if match else None
+        print(f"grounded on: {match.title} (match {score:.0f})" if match else
+              f"no product in the catalog matched (best score {score:.0f} < {MIN_SCORE}); answering ungrounded",
               file=sys.stderr)
     model = args.model or (MERGED if args.hf else GGUF)
-    decoding = (prompt(question, tp, context), args.max_tokens or gp.max_new_tokens, gp.temperature, gp.repetition_penalty)
+    msgs = prompt(question, tp, context)
     if args.hf:
-        from . import precision
-
-        pieces = stream_hf(model, *decoding, dtype=precision.torch_dtype(gp.precision))
+        pieces = stream_hf(model, msgs, gp, args.max_tokens)
     else:
-        pieces = stream_gguf(model, *decoding)
+        pieces = stream_gguf(load_gguf(model), msgs, gp, args.max_tokens)
     for piece in pieces:
         print(piece, end="", flush=True)
     print()

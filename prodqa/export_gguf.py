@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .params import ExportGguf, Generate, Template
 
 GGUF_TYPES = {"f32", "f16", "bf16", "q8_0"}  # written by gguf-py
+BASE_FILE = "base-q8_0.gguf"
 K_QUANTS = dict(zip(GGUF_FROM_F16, (15, 17, 18, 2, 8)))  # type -> llama_ftype: made from the f16 by llama.cpp
 
 # Pre-tokenizers llama.cpp knows, recognised from tokenizer.json (llama.cpp itself hashes a test string).
@@ -314,10 +315,11 @@ def verify(path: str | os.PathLike, model, tokenizer, prompts: list[list[int]], 
 
 
 def export(model_dir: str | os.PathLike, test_rows: list[dict], out_dir: str | os.PathLike, p: ExportGguf,
-           tp: Template, gp: Generate) -> dict:
+           tp: Template, gp: Generate, base_dir: str | os.PathLike | None = None) -> dict:
     """Write every GGUF type of ``p.types`` and the Modelfile into ``out_dir`` (atomically); verify each file.
 
-    ``tp`` gives the prompts as in training, ``gp`` the Modelfile's decoding defaults. An f16 file that does not reproduce the HF
+    ``tp`` gives the prompts as in training, ``gp`` the Modelfile's decoding defaults. ``base_dir``: the base
+    model is written too, as ``BASE_FILE`` (q8_0, by the same writer), for side-by-side answers in ``serve``. An f16 file that does not reproduce the HF
     model's greedy tokens fails the export; quantized files report their agreement.
     """
     import time
@@ -342,6 +344,9 @@ def export(model_dir: str | os.PathLike, test_rows: list[dict], out_dir: str | o
                 write(model_dir, path, ftype)
             written[ftype] = path
             metrics["files"][ftype] = {"bytes": path.stat().st_size, "write_s": round(time.perf_counter() - start, 2)}
+        if base_dir is not None:
+            write(base_dir, Path(tmp) / BASE_FILE, "q8_0", name="base")
+            metrics["base_file"] = BASE_FILE
         default = next((t for t in ("q8_0", "f16", *p.types) if t in written), None)
         (Path(tmp) / "Modelfile").write_text(modelfile(written[default].name, tokenizer, tp, gp))
 

@@ -9,6 +9,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from prodqa import ask, params, template
+from prodqa.catalog import TitleIndex
 from prodqa.files import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def test_missing_model_says_what_to_run(tmp_path, flags, message):
 
 def test_missing_catalog(tmp_path):
     with pytest.raises(DataError, match="no cleaned catalog"):
-        ask.find_product("What is a tutu?", str(tmp_path / "missing.parquet"))
+        TitleIndex.load(tmp_path / "missing.parquet")
 
 
 @pytest.mark.parametrize("question, title", [
@@ -59,12 +60,13 @@ def test_missing_catalog(tmp_path):
     ("What is a quantum flux capacitor?", None),                                      # no match
 ])
 def test_grounding_finds_the_product(catalog, question, title):
-    product, _ = ask.find_product(question, catalog)
-    assert (product["title"] if product else None) == title
+    product, _ = TitleIndex.load(catalog).find(question)
+    assert (product.title if product else None) == title
 
 
 def test_grounded_prompt_carries_the_description(catalog, shipped):
-    product, _ = ask.find_product("What is Girls Ballet Tutu Neon Pink?", catalog)
+    match, _ = TitleIndex.load(catalog).find("What is Girls Ballet Tutu Neon Pink?")
+    product = match.context()
     tp = params.parse("template", {**shipped["template"], "system_prompt": "Be brief."})
     msgs = template.prompt("What is it?", tp, product)
     assert msgs[0]["content"].startswith("Be brief.") and "High quality 3 layer ballet tutu." in msgs[0]["content"]

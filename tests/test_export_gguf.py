@@ -123,12 +123,14 @@ def test_stage_writes_verified_f16_and_q8_0_in_llama_cpp(tmp_path, tiny_model, p
                                          for i in range(2)]), test)
     prm = params_file({"export_gguf.verify_questions": 2, "export_gguf.verify_tokens": 12,
                        "export_gguf.min_top1_agreement": 0.5})
-    stage.main(["--params", prm, "--model", tiny_model, "--test", str(test), "--out", str(tmp_path / "gguf"),
-                "--metrics", str(tmp_path / "export.json")])
+    stage.main(["--params", prm, "--model", tiny_model, "--base", tiny_model, "--test", str(test),
+                "--out", str(tmp_path / "gguf"), "--metrics", str(tmp_path / "export.json")])
     m = json.loads((tmp_path / "export.json").read_text())
     assert m["verified"] and m["files"]["f16"]["llama_cpp"]["identical_greedy"]
     assert m["files"]["q8_0"]["llama_cpp"]["top1_agreement"] >= 0.5
-    assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == ["Modelfile", "model-f16.gguf", "model-q8_0.gguf"]
+    assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == ["Modelfile", export_gguf.BASE_FILE,
+                                                                   "model-f16.gguf", "model-q8_0.gguf"]
+    assert m["base_file"] == export_gguf.BASE_FILE
 
 
 @pytest.mark.slow
@@ -167,7 +169,7 @@ def _one_test_row(tmp_path):
 
 
 def _export(tmp_path, model, prm):
-    stage.main(["--params", prm, "--model", model, "--test", str(_one_test_row(tmp_path)), "--out",
+    stage.main(["--params", prm, "--model", model, "--base", model, "--test", str(_one_test_row(tmp_path)), "--out",
                 str(tmp_path / "gguf"), "--metrics", str(tmp_path / "export.json")])
 
 
@@ -219,7 +221,9 @@ def test_verify_false_writes_the_files_without_running_llama_cpp(tmp_path, tiny_
     _export(tmp_path, tiny_model, params_file({"export_gguf.verify": False}))
     m = json.loads((tmp_path / "export.json").read_text())
     assert m["verified"] is False and all("llama_cpp" not in f for f in m["files"].values())
-    assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == ["Modelfile", "model-f16.gguf", "model-q8_0.gguf"]
+    assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == ["Modelfile", export_gguf.BASE_FILE,
+                                                                   "model-f16.gguf", "model-q8_0.gguf"]
+    assert m["base_file"] == export_gguf.BASE_FILE
 
 
 def test_llama3_modelfile_uses_its_headers_and_stop_tokens(tiny_model, shipped):
@@ -256,7 +260,7 @@ def test_k_quant_is_made_from_the_f16_file_and_verified(tmp_path, params_file):
 
     test = tmp_path / "test.parquet"
     pq.write_table(pa.Table.from_pylist([{"title": "Tutu", "content": "A pink tutu."}]), test)
-    stage.main(["--params", prm, "--model", str(model), "--test", str(test), "--out", str(tmp_path / "g"),
+    stage.main(["--params", prm, "--model", str(model), "--base", str(model), "--test", str(test), "--out", str(tmp_path / "g"),
                 "--metrics", str(tmp_path / "m.json")])
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["files"]["q4_k_m"]["bytes"] < m["files"]["f16"]["bytes"] / 2

@@ -1,0 +1,219 @@
+"""``make serve`` / ``python -m prodqa serve``: ask about a product and compare three answers side by side.
+
+A local Gradio app (bound to 127.0.0.1 unless ``--host`` says otherwise):
+
+- **Ask**: one question box with product-title suggestions from the cleaned catalog, and three answers
+  streamed as they are generated: the base model, the fine-tuned model answering closed-book (what it
+  learned), and the fine-tuned model grounded on the catalog's description of the matched product. Each
+  answer shows how long it took (and when its first words came); the grounded one names its product.
+- **Evaluation**: the seen/unseen scores of both models, the training loss curve and the report's
+  side-by-side examples, as the pipeline wrote them.
+
+The models are the q8_0 GGUF files of ``export_gguf``, run by llama.cpp in this process. One generation
+runs at a time (the two cores are shared by all three answers, which take turns token by token, the
+fine-tuned one first); further questions wait in Gradio's queue. Bad input and missing models are reported
+in the page, naming the ``dvc repro`` target that builds what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .ask import BASE_GGUF, CATALOG, GGUF, check_question, load_gguf, stream_gguf
+from .catalog import MIN_SCORE, TitleIndex
+from .files import DataError
+from .params import Generate, Template
+from .template import prompt
+
+PANELS = ("base", "tuned", "grounded")
+HEADINGS = {"base": "Base model", "tuned": "Fine-tuned (closed book)", "grounded": "Fine-tuned, grounded on the catalog"}
+TURNS = ("tuned", "grounded", "base")  # who generates first in each round: the fine-tuned answer's first token
+METRICS = {"base": "metrics/eval/base/metrics.json", "tuned": "metrics/eval/tuned/metrics.json"}
+REPORT = "metrics/report/report.md"
+LOSS_PLOT = "metrics/report/loss.png"
+
+
+@dataclass
+class Answer:
+    """One panel's state: the text so far and what the page says about it."""
+
+    text: str = ""
+    note: str = ""  # the matched product, a missing model, or why nothing was generated
+    started: float = field(default_factory=time.perf_counter)
+    first_token_s: float | None = None
+    total_s: float | None = None
+
+    def status(self) -> str:
+        parts = [self.note] if self.note else []
+        if self.first_token_s is not None:
+            parts.append(f"first words {self.first_token_s:.2f} s")
+        if self.total_s is not None:
+            parts.append(f"done in {self.total_s:.1f} s")
+        elif self.first_token_s is not None:
+            parts.append("generating…")
+        return " · ".join(parts)
+
+
+class Answerer:
+    """The three models and the catalog index, loaded once; :meth:`ask` streams the three answers."""
+
+    def __init__(self, tp: Template, gp: Generate, base: str | Path = BASE_GGUF, tuned: str | Path = GGUF,
+                 catalog: str | Path = CATALOG):
+        self.tp, self.gp = tp, gp
+        self.missing: dict[str, str] = {}
+        self.models = {}
+        for panel, path in (("base", base), ("tuned", tuned), ("grounded", tuned)):
+            try:  # two llama.cpp contexts on one (memory-mapped) file: closed-book and grounded take turns
+                self.models[panel] = load_gguf(path)
+            except DataError:
+                self.missing[panel] = f"Not built yet: `{path}` is missing; run `dvc repro export_gguf`."
+        try:
+            self.index: TitleIndex | None = TitleIndex.load(catalog)
+        except DataError:
+            self.index = None
+            self.catalog_missing = f"No catalog: `{catalog}` is missing; run `dvc repro clean`."
+
+    def suggest(self, text: str, k: int = 8) -> list[str]:
+        return self.index.suggest(text, k) if self.index is not None and text.strip() else []
+
+    def ask(self, question: str) -> Iterator[tuple[str, dict[str, Answer]]]:
+        """(a note for the page, the three answers so far), again after every generated piece."""
+        question, note = check_question(question)  # DataError for an empty question
+        answers = {panel: Answer() for panel in PANELS}
+        streams: dict[str, Iterator[str]] = {}
+        for panel in PANELS:
+            if panel in self.missing:
+                answers[panel].note = self.missing[panel]
+                continue
+            context = None
+            if panel == "grounded":
+                if self.index is None:
+                    answers[panel].note = self.catalog_missing
+                    continue
+                match, score = self.index.find(question)
+                if match is None:
+                    answers[panel].note = (f"No product in the catalog matches this question (best match {score:.0f} "
+                                           f"< {MIN_SCORE}): nothing to ground the answer on.")
+                    continue
+                answers[panel].note = f"Grounded on: {match.title} (match {match.score:.0f})"
+                context = match.context()
+            streams[panel] = stream_gguf(self.models[panel], prompt(question, self.tp, context), self.gp)
+        note = note or ""
+        yield note, answers
+        while streams:
+            for panel in [p for p in TURNS if p in streams]:
+                answer = answers[panel]
+                try:
+                    piece = next(streams[panel])
+                except StopIteration:
+                    answer.total_s = time.perf_counter() - answer.started
+                    del streams[panel]
+                except DataError as err:  # e.g. a description too long for the context window
+                    answer.note, answer.total_s = str(err), time.perf_counter() - answer.started
+                    del streams[panel]
+                else:
+                    if answer.first_token_s is None:
+                        answer.first_token_s = time.perf_counter() - answer.started
+                    answer.text += piece
+                yield note, answers
+
+
+def evaluation_tables(root: Path) -> tuple[list[list], str]:
+    """Rows (set, metric, base, fine-tuned) from both evaluations, and a note on what is missing."""
+    loaded = {}
+    for model, path in METRICS.items():
+        if (root / path).exists():
+            loaded[model] = json.loads((root / path).read_text())
+    if len(loaded) < 2:
+        return [], "No evaluation yet: run `dvc repro report` (or `make repro`)."
+    rows = []
+    for name in ("seen", "unseen"):
+        for metric in ("rougeL", "rouge1", "bleu", "loss", "degenerate_answers", "examples"):
+            rows.append([name, metric, loaded["base"][name].get(metric), loaded["tuned"][name].get(metric)])
+    return rows, ""
+
+
+def build(answerer: Answerer, root: Path = Path(".")):
+    """The Gradio app."""
+    import gradio as gr
+
+    def on_type(text: str):
+        return gr.Dataset(samples=[[t] for t in answerer.suggest(text)])
+
+    def on_pick(sample: list[str]):
+        return f"What is {sample[0]}?"
+
+    def on_ask(question: str):
+        try:
+            for note, answers in answerer.ask(question):
+                yield (note, *(v for panel in PANELS for v in (answers[panel].text, answers[panel].status())))
+        except DataError as err:
+            yield (f"⚠ {err}", *(v for _ in PANELS for v in ("", "")))
+
+    with gr.Blocks(title="prodqa: ask the fine-tuned model") as app:
+        gr.Markdown("# Ask about a product\nThe base model, the fine-tuned model from memory, and the fine-tuned "
+                    "model reading the catalog's description, side by side.")
+        with gr.Tab("Ask"):
+            with gr.Row():
+                question = gr.Textbox(label="Question", placeholder="What is Girls Ballet Tutu Neon Pink?",
+                                      max_lines=3, scale=5, elem_id="question")
+                ask_button = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+            suggestions = gr.Dataset(components=[gr.Textbox(visible=False)], samples=[],
+                                     label="Products in the catalog (click one to ask about it)", elem_id="suggestions")
+            note = gr.Markdown(elem_id="note")
+            outputs = [note]
+            with gr.Row(equal_height=True):
+                for panel in PANELS:
+                    with gr.Column():
+                        outputs.append(gr.Textbox(label=HEADINGS[panel], lines=14, max_lines=14, interactive=False,
+                                                  elem_id=f"answer-{panel}"))
+                        outputs.append(gr.Markdown(elem_id=f"status-{panel}"))
+        with gr.Tab("Evaluation"):
+            rows, missing = evaluation_tables(root)
+            if missing:
+                gr.Markdown(missing)
+            else:
+                gr.Dataframe(rows, headers=["set", "metric", "base", "fine-tuned"], interactive=False)
+            if (root / LOSS_PLOT).exists():
+                gr.Image(str(root / LOSS_PLOT), label="Training and validation loss", interactive=False)
+            if (root / REPORT).exists():
+                gr.Markdown((root / REPORT).read_text())
+        question.input(on_type, question, suggestions, trigger_mode="always_last", show_progress="hidden",
+                       queue=False)
+        suggestions.click(on_pick, suggestions, question, queue=False)
+        for trigger in (question.submit, ask_button.click):
+            trigger(on_ask, question, outputs, concurrency_limit=1)
+    return app
+
+
+def main(argv=None) -> None:
+    from . import params
+
+    ap = argparse.ArgumentParser(prog="python -m prodqa serve", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    ap.add_argument("--port", type=int, default=7860)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--base", default=BASE_GGUF, help=f"base model GGUF (default {BASE_GGUF})")
+    ap.add_argument("--model", default=GGUF, help=f"fine-tuned model GGUF (default {GGUF})")
+    ap.add_argument("--catalog", default=CATALOG)
+    ap.add_argument("--root", default=".", help="project folder holding metrics/ (the Evaluation tab)")
+    args = ap.parse_args(argv)
+
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: this machine may be offline
+    import gradio as gr
+
+    answerer = Answerer(params.load("template", args.params), params.load("generate", args.params),
+                        base=args.base, tuned=args.model, catalog=args.catalog)
+    app = build(answerer, Path(args.root))
+    app.queue(max_size=64)  # further questions wait their turn; past 64 waiting the page says the queue is full
+    # System fonts only: the default theme would fetch its fonts from the internet.
+    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    app.launch(server_name=args.host, server_port=args.port, theme=theme, show_error=True)

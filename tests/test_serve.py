@@ -1,0 +1,216 @@
+"""The local web app: the answering logic in-process, and the page itself in headless Chromium."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from prodqa import params
+from prodqa.files import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTU = "Girls Ballet Tutu Neon Pink"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's chromium, chromium-driver
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_model):
+    """A tiny GGUF as both models, a two-product catalog and greedy params with short answers."""
+    pytest.importorskip("llama_cpp")
+    from prodqa import export_gguf
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    where = tmp_path_factory.mktemp("served")
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    torch.manual_seed(1)
+    with torch.no_grad():  # larger random weights than the initializer's: answers that depend on the prompt
+        for weight in model.parameters():
+            if weight.dim() == 2:
+                weight.normal_(0, 0.5)
+    model.save_pretrained(where / "hf")
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(where / "hf")
+    export_gguf.write(where / "hf", where / "model-q8_0.gguf", "q8_0")
+    pq.write_table(pa.Table.from_pylist([
+        {"uid": "1", "title": TUTU, "content": "High quality 3 layer ballet tutu."},
+        {"uid": "2", "title": "Lodge Pre-Seasoned Cast Iron Skillet", "content": "A 12-inch skillet."},
+    ]), where / "products.parquet")
+    doc = params.read_yaml(ROOT / "params.yaml")
+    doc["generate"].update(max_new_tokens=12, temperature=0.0)
+    (where / "params.yaml").write_text(json.dumps(doc))
+    return where
+
+
+def answerer(served, **paths):
+    from prodqa.serve import Answerer
+
+    prm = served / "params.yaml"
+    kw = {"base": served / "model-q8_0.gguf", "tuned": served / "model-q8_0.gguf",
+          "catalog": served / "products.parquet", **paths}
+    return Answerer(params.load("template", prm), params.load("generate", prm), **kw)
+
+
+def final(answerer_, question):
+    *_, (note, answers) = answerer_.ask(question)
+    return note, answers
+
+
+def ask_cli(served, question, *flags) -> str:
+    """What `python -m prodqa ask` prints for the same model and params: the reference the page must show."""
+    proc = subprocess.run([sys.executable, "-m", "prodqa", "ask", question, "--model", str(served / "model-q8_0.gguf"),
+                           "--catalog", str(served / "products.parquet"), "--params", str(served / "params.yaml"),
+                           *flags], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.removesuffix("\n")
+
+
+@pytest.mark.slow
+def test_three_answers_are_the_models_own_and_the_grounded_one_names_its_product(served):
+    note, answers = final(answerer(served), f"What is {TUTU}?")
+    assert note == ""
+    closed, grounded = ask_cli(served, f"What is {TUTU}?"), ask_cli(served, f"What is {TUTU}?", "--grounded")
+    assert closed != grounded  # the description in the prompt changes the answer
+    assert answers["tuned"].text == answers["base"].text == closed  # the same file serves as both here
+    assert answers["grounded"].text == grounded
+    assert answers["grounded"].note == f"Grounded on: {TUTU} (match 100)"
+    for answer in answers.values():
+        assert 0 < answer.first_token_s <= answer.total_s and "done in" in answer.status()
+
+
+@pytest.mark.slow
+def test_a_product_not_in_the_catalog_is_said_and_closed_book_answers_still_come(served):
+    _, answers = final(answerer(served), "What is a quantum flux capacitor?")
+    assert answers["grounded"].note.startswith("No product in the catalog matches this question")
+    assert answers["grounded"].text == "" and answers["tuned"].text
+
+
+@pytest.mark.slow
+def test_empty_and_very_long_questions(served):
+    a = answerer(served)
+    with pytest.raises(DataError, match="the question is empty"):
+        final(a, "  \n ")
+    note, answers = final(a, f"What is {TUTU}? " + "really " * 2000)
+    assert "truncated to its first 1000 characters" in note and answers["tuned"].text
+
+
+def test_missing_models_and_catalog_say_which_target_builds_them(tmp_path, shipped):
+    from prodqa.serve import Answerer
+
+    tp, gp = params.parse("template", shipped["template"]), params.parse("generate", shipped["generate"])
+    a = Answerer(tp, gp, base=tmp_path / "b.gguf", tuned=tmp_path / "t.gguf", catalog=tmp_path / "c.parquet")
+    _, answers = final(a, "What is a tutu?")
+    assert "run `dvc repro export_gguf`" in answers["base"].note and "t.gguf" in answers["tuned"].note
+    assert all(answer.text == "" for answer in answers.values())
+    assert a.suggest("tutu") == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    port = _free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-m", "prodqa", "serve", "--port", str(port),
+                             "--base", str(served / "model-q8_0.gguf"), "--model", str(served / "model-q8_0.gguf"),
+                             "--catalog", str(served / "products.parquet"), "--params", str(served / "params.yaml"),
+                             "--root", str(served)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise AssertionError("serve did not start listening within 120 s")
+    yield f"http://127.0.0.1:{port}/"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium and chromium-driver (.ci/run does)")
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _text(driver, css: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    element = driver.find_element(By.CSS_SELECTOR, css)
+    return element.get_attribute("value") if element.tag_name == "textarea" else element.text
+
+
+@pytest.mark.slow
+def test_the_page_in_chromium_streams_three_answers_and_reports_bad_input(served, server, browser):
+    """Type a question, wait for the three answers, check them against `ask`; then an empty question."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server)
+    wait = WebDriverWait(browser, 120)
+    box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#question textarea"))
+    box.send_keys("What is girls ballet tu")
+    wait.until(lambda d: TUTU in d.find_element(By.ID, "suggestions").text)  # suggestions from the catalog
+    box.clear()
+    box.send_keys(f"What is {TUTU}?")
+    browser.find_element(By.ID, "ask").click()
+    wait.until(lambda d: all("done in" in _text(d, f"#status-{p}") for p in ("base", "tuned", "grounded")))
+    closed, grounded = ask_cli(served, f"What is {TUTU}?"), ask_cli(served, f"What is {TUTU}?", "--grounded")
+    assert _text(browser, "#answer-tuned textarea") == _text(browser, "#answer-base textarea") == closed
+    assert _text(browser, "#answer-grounded textarea") == grounded
+    assert f"Grounded on: {TUTU} (match 100)" in _text(browser, "#status-grounded")
+    screenshot = Path(os.environ.get("PRODQA_SCREENSHOT_DIR", served)) / "serve.png"
+    browser.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+
+    box.clear()
+    box.send_keys(" ")
+    browser.find_element(By.ID, "ask").click()
+    wait.until(lambda d: "the question is empty" in _text(d, "#note"))
+
+
+@pytest.mark.slow
+def test_questions_sent_together_are_queued_not_dropped(served, server):
+    """Three clients at once through Gradio's own client: each gets its full answer, one after another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    def ask(_):
+        client = Client(server, verbose=False)
+        return client.predict(f"What is {TUTU}?", api_name="/on_ask")
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(ask, range(3)))
+    closed = ask_cli(served, f"What is {TUTU}?")
+    assert [r[3] for r in results] == [closed] * 3  # (note, base, base status, tuned, …)
