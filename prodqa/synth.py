@@ -3,7 +3,9 @@
 The real file cannot be downloaded here, so the default pipeline and the tests run on products made by
 this module. Each line has the real keys (uid, title, content, target_ind, target_rel); titles and
 descriptions share their words (brand, colour, material, product noun) so a model can learn the
-title → description mapping; and the real file's noise is reproduced: HTML entities for non-ASCII,
+title → description mapping, while most of a description is that product's own facts (names, numbers,
+places, a plot, review quotes), so it cannot be guessed from other products; and the real file's noise is
+reproduced: HTML entities for non-ASCII,
 empty descriptions, "--This text refers to…" boilerplate, HTML tags, URLs and e-mails, exact
 duplicates, repeated titles, descriptions equal to their title, and a long tail up to ~30,000 chars.
 """
@@ -88,23 +90,80 @@ def _title(rng: random.Random, cat: str, v: dict) -> tuple[str, dict]:
     return title, slots
 
 
+# Word pools for product-specific free text. Each description draws its own facts (names, numbers,
+# places, plot) from these, so, as in the real file, most of it cannot be guessed from the title or from
+# other products: a model that answers it well has learned that product.
+FIRST = ("Ada Ben Clara Dev Elena Felix Grace Hugo Iris Jonah Kira Leo Maya Nico Olive Pavel Quinn Rosa Silas Tess "
+         "Uma Victor Wren Yusuf Zoe Amara Bram Celia Dario Esme").split()
+LAST = ("Hale Moreno Quill Sato Brennan Okafor Lindqvist Marsh Duval Petrov Ashby Calloway Ferris Ingram Kowalski "
+        "Lowell Navarro Pryce Reyes Thorne Vance Whitlock Yates Abbott Bellamy").split()
+PLACES = ("Cornwall|Lisbon|a fishing village in Maine|1920s Shanghai|the Scottish Highlands|Depression-era Kansas|"
+          "a Paris bookshop|post-war Vienna|the Australian outback|a Brooklyn brownstone|Kyoto|the Yukon|"
+          "a Mississippi river town|Victorian London|an island off Norway").split("|")
+JOBS = ("a widowed baker|a retired detective|a young cartographer|a disgraced surgeon|an orphaned violinist|"
+        "a lighthouse keeper|a schoolteacher|a failed novelist|a botanist|a war photographer|a stable hand|"
+        "a code breaker").split("|")
+FINDS = ("a locked diary|a stranger's letter|a map with no names|her late mother's recipe box|a stolen painting|"
+         "a child who should not exist|a body in the orchard|a forgotten family fortune|a secret society|"
+         "a coded message in the church register").split("|")
+GOALS = ("decide whom to trust|confront the past|protect the people she loves|uncover what really happened|"
+         "choose between duty and desire|outrun a dangerous enemy|rebuild a shattered family|"
+         "keep a promise made decades ago").split("|")
+PRAISE = ("A gripping, beautifully written novel.|Utterly absorbing from the first page.|"
+          "A triumph of storytelling.|Funny, wise and heartbreaking.|I could not put it down.|"
+          "Lyrical and haunting.|A page-turner with real heart.|Sharp, surprising and deeply moving.").split("|")
+OUTLETS = ("Publishers Weekly|Kirkus Reviews|Library Journal|The New York Times Book Review|Booklist|"
+           "The Guardian|School Library Journal").split("|")
+CITIES = "Portland|Austin|Toronto|Dublin|Edinburgh|Santa Fe|Melbourne|Vermont|Seattle|Asheville".split("|")
+MAKERS = "Vietnam|China|Portugal|Mexico|Taiwan|Germany|the USA|India|Italy|Poland".split("|")
+QUALITIES = ("sturdy durable lightweight breathable versatile reliable compact stylish comfortable practical "
+             "easy-to-clean long-lasting premium rugged elegant").split()
+VERBS = "keeps|holds|protects|handles|fits|supports|stores|cleans up|travels|stacks".split("|")
+EXTRAS = ("a carrying pouch|a quick-start guide|spare parts|a gift box|a lifetime guarantee|two replacement tips|"
+          "a wall mount|a travel case|a cleaning cloth|a recipe booklet|a 30-day return policy").split("|")
+
+
+def _name(rng: random.Random) -> str:
+    return f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+
+
 def _sentences(rng: random.Random, cat: str, v: dict, s: dict) -> Iterator[str]:
-    """Endless stream of description sentences that talk about the titled product."""
+    """Endless stream of description sentences about the titled product, most of them its own facts."""
     noun = s["noun"].lower()
     if cat == "books":
-        yield f"{s['brand']}'s {s['adj'].lower()} story of the {noun} is a classic for {rng.choice(v['uses'])}."
+        hero, place, job = rng.choice(FIRST), rng.choice(PLACES), rng.choice(JOBS)
+        yield f"{s['brand']}'s {s['adj'].lower()} story of the {noun} is set in {place}."
+        pool = [
+            lambda: f"When {hero} {rng.choice(LAST)}, {job}, finds {rng.choice(FINDS)}, she must {rng.choice(GOALS)}.",
+            lambda: f"Over one {rng.choice(['summer', 'winter', 'autumn', 'spring'])} in {place}, "
+                    f"{hero} and {_name(rng)} {rng.choice(['fall in love', 'become rivals', 'share a secret', 'lose everything'])}.",
+            lambda: f'"{rng.choice(PRAISE)}" --{rng.choice(OUTLETS)}',
+            lambda: f'"{rng.choice(PRAISE)} {s["brand"]} at the height of her powers." --{_name(rng)}, author of '
+                    f"The {rng.choice(v['adjs'])} {rng.choice(v['nouns'])}",
+            lambda: f"{s['brand']} is the author of {rng.randint(2, 31)} books and lives in {rng.choice(CITIES)} "
+                    f"with {rng.choice(['her husband', 'two dogs', 'her family', 'a very old cat'])}.",
+            lambda: f"This {s['material']} edition has {rng.randint(180, 720)} pages and {rng.choice(v['features'])}.",
+            lambda: f"Chapter {rng.randint(1, 30)} opens with {hero} {rng.choice(['alone', 'at the harbour', 'in the attic', 'on a night train'])}, "
+                    f"and nothing is the same again.",
+        ]
     else:
+        size = f"{rng.randint(2, 30)}.{rng.randint(0, 9)} x {rng.randint(2, 20)}.{rng.randint(0, 9)} inches"
         yield f"This {s['color'].lower()} {noun} from {s['brand']} is made of {s['material']}."
-    while True:
-        yield rng.choice([
-            f"It features {rng.choice(v['features'])} and {rng.choice(v['features'])}.",
-            f"Perfect for {rng.choice(v['uses'])}.",
-            f"The {noun} comes with {rng.choice(v['features'])}.",
-            f"Made from high quality {s['material']} - built to last.",
-            f"A great gift for {rng.choice(v['uses'])}.",
-            f"{s['brand']} designed it for {rng.choice(v['uses'])}, with {rng.choice(v['features'])}.",
-            f"Customers rave about {rng.choice(v['features'])}.",
-        ])
+        pool = [
+            lambda: f"It measures {size} and weighs {rng.randint(2, 90)} ounces.",
+            lambda: f"Designed in {rng.choice(CITIES)} and made in {rng.choice(MAKERS)}.",
+            lambda: f"The {rng.choice(QUALITIES)} {noun} {rng.choice(VERBS)} well and comes with {rng.choice(EXTRAS)}.",
+            lambda: f"It features {rng.choice(v['features'])} and {rng.choice(v['features'])}.",
+            lambda: "Great for {}; {} and {}.".format(rng.choice(v["uses"]), *rng.sample(QUALITIES, 2)),
+            lambda: f'"{rng.choice(["Exactly as described", "Bought a second one", "Better than expected", "My kids love it"])}" '
+                    f"--{rng.choice(FIRST)}, verified buyer",
+            lambda: f"Backed by a {rng.randint(1, 10)}-year {s['brand']} warranty (model {rng.choice('ABCDEFGH')}{rng.randint(1000, 9999)}).",
+            lambda: f"Features: {rng.choice(QUALITIES)} {s['material']}; {rng.choice(v['features'])}; {rng.choice(EXTRAS)}.",
+        ]
+    while True:  # each kind of sentence once before any comes back, as a written description would
+        rng.shuffle(pool)
+        for sentence in pool:
+            yield sentence()
 
 
 def _content(rng: random.Random, cat: str, v: dict, slots: dict, target_chars: int) -> str:
