@@ -164,6 +164,8 @@ class Evaluate(Section):
     seen_examples: int = Field(ge=0, description="Trained products asked a phrasing they never had in training.")
     unseen_examples: int = Field(ge=0, description="Test products (never trained on) asked.")
     batch_size: int = Field(gt=0, description="Questions generated together.")
+    torch_compile: bool = Field(description="Static KV cache and a compiled decode step: faster decoding after a "
+                                            "one-off compile per batch shape (pays for large evaluations).")
 
 
 class Generate(Section):

@@ -73,6 +73,25 @@ def tiny_model(tmp_path_factory) -> str:
     return str(out)
 
 
+@pytest.fixture(scope="session")
+def lively_model(tmp_path_factory, tiny_model):
+    """The tiny model with larger random weights: its greedy answers are words that depend on the prompt
+    (the tiny model's own initialisation answers every prompt with newlines, which checks nothing)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.dim() == 2:
+                weight.normal_(0, 0.5)
+    out = tmp_path_factory.mktemp("lively-llama")
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(out)
+    return str(out)
+
+
 TUTU = "This neon pink ballet tutu from Dickies is made of nylon. It features two side pockets."
 
 

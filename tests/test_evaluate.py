@@ -48,18 +48,32 @@ def test_degenerate_answers(text, degenerate):
     assert evaluate.is_degenerate(text) is degenerate
 
 
-def test_batched_generation_matches_one_at_a_time(tiny_model, gp, tp):
-    """Left padding must not change a greedy answer: batch of 3 == three batches of 1."""
+def _prompts(model_dir, tp):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     rows = [{"title": t} for t in ("Tutu", "A much longer title of a toy", "Mug")]
     ids = [evaluate.encode_prompt(template.prompt(q, tp), tokenizer) for q in evaluate.questions(rows, tp, seen=False)]
     assert len({len(i) for i in ids}) > 1  # different lengths, so padding happens
+    return model, tokenizer, ids
+
+
+def test_batched_generation_matches_one_at_a_time(lively_model, gp, tp):
+    """Left padding must not change a greedy answer: batch of 3 == three batches of 1."""
+    model, tokenizer, ids = _prompts(lively_model, tp)
     batched = evaluate.generate(model, tokenizer, ids, gp, batch_size=3)
     single = [evaluate.generate(model, tokenizer, [i], gp, batch_size=1)[0] for i in ids]
     assert batched == single
+    assert all(batched) and len(set(batched)) == 3  # real, prompt-dependent answers were compared
+
+
+@pytest.mark.slow
+def test_compiled_decoding_gives_the_eager_answers(lively_model, gp, tp):
+    """evaluate.torch_compile (static cache, compiled decode step, prompts padded to 64) changes speed only."""
+    model, tokenizer, ids = _prompts(lively_model, tp)
+    eager = evaluate.generate(model, tokenizer, ids, gp, batch_size=3)
+    assert evaluate.generate(model, tokenizer, ids, gp, batch_size=3, compile=True) == eager
 
 
 def test_reference_loss_is_the_answer_tokens_nll(tiny_model, tp):

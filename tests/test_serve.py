@@ -21,24 +21,13 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian'
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, tiny_model):
+def served(tmp_path_factory, lively_model):
     """A tiny GGUF as both models, a two-product catalog and greedy params with short answers."""
     pytest.importorskip("llama_cpp")
     from prodqa import export_gguf
 
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     where = tmp_path_factory.mktemp("served")
-    model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    torch.manual_seed(1)
-    with torch.no_grad():  # larger random weights than the initializer's: answers that depend on the prompt
-        for weight in model.parameters():
-            if weight.dim() == 2:
-                weight.normal_(0, 0.5)
-    model.save_pretrained(where / "hf")
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(where / "hf")
-    export_gguf.write(where / "hf", where / "model-q8_0.gguf", "q8_0")
+    export_gguf.write(lively_model, where / "model-q8_0.gguf", "q8_0")
     pq.write_table(pa.Table.from_pylist([
         {"uid": "1", "title": TUTU, "content": "High quality 3 layer ballet tutu."},
         {"uid": "2", "title": "Lodge Pre-Seasoned Cast Iron Skillet", "content": "A 12-inch skillet."},
