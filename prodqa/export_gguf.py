@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 GGUF_TYPES = {"f32", "f16", "bf16", "q8_0"}  # written by gguf-py
 BASE_FILE = "base-q8_0.gguf"
+# An f16 file may pick the other token where the HF model's top two are closer than this (in logits):
+# rounding 135M weights to 16 bits moves logits by a few hundredths. A wrong file parts from the HF
+# answers at clear choices, margins of 1 and more (tests/test_export_gguf.py writes one).
+NEAR_TIE = 0.25
 K_QUANTS = dict(zip(GGUF_FROM_F16, (15, 17, 18, 2, 8)))  # type -> llama_ftype: made from the f16 by llama.cpp
 
 # Pre-tokenizers llama.cpp knows, recognised from tokenizer.json (llama.cpp itself hashes a test string).
@@ -293,9 +297,23 @@ def top1_agreement(model, sequences: list[tuple[list[int], list[int]]], cpp_argm
     return same / max(total, 1)
 
 
+def divergence_margin(model, prompt: list[int], ref: list[int], got: list[int], at: int) -> float:
+    """How far the HF model prefers its greedy token over llama.cpp's where the two answers part (a full
+    forward pass; its KV-cached generation can round the other way on a near tie, giving a margin < 0)."""
+    import torch
+
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([prompt + ref[:at]])).logits[0, -1].float()
+    return float(logits[ref[at]] - logits[got[at]])
+
+
 def verify(path: str | os.PathLike, model, tokenizer, prompts: list[list[int]], answers: list[list[int]],
            n_tokens: int) -> dict:
-    """Greedy tokens of the GGUF in llama.cpp against the HF model's, and top-1 logit agreement."""
+    """Greedy tokens of the GGUF in llama.cpp against the HF model's, and top-1 logit agreement.
+
+    Where the two greedy answers part, ``near_tie`` says whether the HF model's own two candidates were
+    within ``NEAR_TIE`` logits of each other: there, rounding the weights to 16 bits may pick either token.
+    """
     from .llamacpp import run
 
     eos = {tokenizer.eos_token_id, *([tokenizer.convert_tokens_to_ids("<|im_end|>")] if "<|im_end|>" in tokenizer.get_vocab() else [])}
@@ -305,9 +323,14 @@ def verify(path: str | os.PathLike, model, tokenizer, prompts: list[list[int]], 
     for prompt, got in zip(prompts, cpp.greedy):
         ref = hf_greedy(model, prompt, n_tokens, eos)
         prefix = next((i for i, (a, b) in enumerate(zip(ref, got)) if a != b), min(len(ref), len(got)))
-        agree.append({"hf": len(ref), "gguf": len(got), "same_prefix": prefix, "identical": ref == got})
+        check = {"hf": len(ref), "gguf": len(got), "same_prefix": prefix, "identical": ref == got}
+        if ref != got and prefix < min(len(ref), len(got)):
+            check["margin"] = round(divergence_margin(model, prompt, ref, got, prefix), 4)
+            check["near_tie"] = abs(check["margin"]) < NEAR_TIE  # < 0: cached and full forward disagree too
+        agree.append(check)
     return {
         "identical_greedy": all(a["identical"] for a in agree),
+        "greedy_up_to_near_ties": all(a["identical"] or a.get("near_tie", False) for a in agree),
         "mean_same_prefix_tokens": round(sum(a["same_prefix"] for a in agree) / len(agree), 2),
         "greedy": agree,
         "top1_agreement": round(top1_agreement(model, sequences, cpp.argmax), 4),
@@ -359,9 +382,9 @@ def export(model_dir: str | os.PathLike, test_rows: list[dict], out_dir: str | o
             for ftype, path in written.items():
                 check = verify(path, model, tokenizer, prompt_ids, answer_ids, p.verify_tokens)
                 metrics["files"][ftype]["llama_cpp"] = check
-                if ftype in ("f16", "f32") and not check["identical_greedy"]:
-                    raise ExportError(f"{ftype} GGUF does not reproduce the HF model's greedy tokens in llama.cpp: "
-                                      f"{check['greedy']}")
+                if ftype in ("f16", "f32") and not check["greedy_up_to_near_ties"]:
+                    raise ExportError(f"{ftype} GGUF does not reproduce the HF model's greedy tokens in llama.cpp "
+                                      f"(apart from near ties, < {NEAR_TIE} logits): {check['greedy']}")
                 if check["top1_agreement"] < p.min_top1_agreement:
                     raise ExportError(f"{ftype} GGUF: top-1 agreement {check['top1_agreement']} < "
                                       f"export_gguf.min_top1_agreement {p.min_top1_agreement}")
