@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,11 +73,10 @@ class Answerer:
                 self.models[panel] = load_gguf(path)
             except DataError:
                 self.missing[panel] = f"Not built yet: `{path}` is missing; run `dvc repro export_gguf`."
-        try:
-            self.index: TitleIndex | None = TitleIndex.load(catalog)
-        except DataError:
-            self.index = None
-            self.catalog_missing = f"No catalog: `{catalog}` is missing; run `dvc repro clean`."
+        self.index: TitleIndex | None = None
+        self.catalog_missing = f"No catalog: `{catalog}` is missing; run `dvc repro clean`."
+        if Path(catalog).exists():
+            self.index = TitleIndex.load(catalog)
 
     def suggest(self, text: str, k: int = 8) -> list[str]:
         return self.index.suggest(text, k) if self.index is not None and text.strip() else []
@@ -204,8 +204,6 @@ def main(argv=None) -> None:
     ap.add_argument("--catalog", default=CATALOG)
     ap.add_argument("--root", default=".", help="project folder holding metrics/ (the Evaluation tab)")
     args = ap.parse_args(argv)
-
-    import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: this machine may be offline
     import gradio as gr
