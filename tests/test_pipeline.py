@@ -124,6 +124,7 @@ EDITS = {
     "unpack.max_reported_errors": {"unpack"},
     "clean.min_chars": {"clean"},
     "sample.n_products": {"sample"},
+    "model.base": {"base_model"},
     "template.seed": {"template", "evaluate_base", "evaluate", "export_gguf"},
     "template.max_seq_len": {"template", "train", "evaluate_base", "evaluate"},
     "train.learning_rate": {"train"},
@@ -150,7 +151,8 @@ def test_editing_one_key_reruns_exactly_the_stages_that_read_it(project, key):
     original = path.read_text()
     doc = yaml.load(original)
     section, field = key.split(".")
-    doc[section][field] = {"temperature": 0.5, "precision": "fp32"}.get(field) or _bump(doc[section][field])
+    doc[section][field] = {"temperature": 0.5, "precision": "fp32", "base": "another-model"}.get(field) \
+        or _bump(doc[section][field])
     try:
         with open(path, "w") as f:
             yaml.dump(doc, f)
