@@ -72,9 +72,11 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_
     by_index: dict[int, str] = {}
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
+        real = len(rows)
         width = max(len(prompt_ids[i]) for i in rows)
-        if compile:
+        if compile:  # one shape for every batch, so one compile: width to a multiple of 64, rows to batch_size
             width = -(-width // COMPILED_WIDTH) * COMPILED_WIDTH
+            rows = rows + [rows[0]] * (batch_size - len(rows))  # filler rows repeat a real one; dropped below
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, i in enumerate(rows):  # left padding
@@ -85,10 +87,10 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_
                                  do_sample=gp.temperature > 0, temperature=gp.temperature or None, top_p=gp.top_p,
                                  repetition_penalty=gp.repetition_penalty, pad_token_id=pad, use_cache=True,
                                  **extra)
-        for r, i in enumerate(rows):
+        for r, i in enumerate(rows[:real]):
             by_index[i] = tokenizer.decode(out[r, width:], skip_special_tokens=True).strip()
         if bar is not None:
-            bar.update(len(rows))
+            bar.update(real)
     return [by_index[i] for i in range(len(prompt_ids))]
 
 
