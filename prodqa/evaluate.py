@@ -46,9 +46,9 @@ COMPILED_WIDTH = 64  # compiled decoding: prompts padded to a multiple of this, 
 def compiled_decoding() -> dict:
     """``generate`` arguments for a static KV cache and a torch.compile'd decode step, on any device.
 
-    transformers compiles the decode step by itself only on accelerators; on CPU it pays too once the batch
-    is large (bf16: ≈ 1.25x the decode speed after a one-off compile of ≈ 30 s per shape; see
-    docs/benchmarks.md).
+    transformers compiles the decode step by itself only on accelerators. On the 2-core CPU the warm compiled
+    step decodes 64-token answers 1.2-1.35x faster in bf16, but its 15-40 s compile made the default
+    evaluation slower (docs/benchmarks.md), hence ``evaluate.torch_compile: false``.
     """
     from transformers.generation.configuration_utils import CompileConfig
 

@@ -71,8 +71,9 @@ class Answerer:
         for panel, path in (("base", base), ("tuned", tuned), ("grounded", tuned)):
             try:  # two llama.cpp contexts on one (memory-mapped) file: closed-book and grounded take turns
                 self.models[panel] = load_gguf(path)
-            except DataError:
-                self.missing[panel] = f"Not built yet: `{path}` is missing; run `dvc repro export_gguf`."
+            except DataError as err:  # no file yet, or no llama-cpp-python
+                self.missing[panel] = (str(err) if Path(path).exists() else
+                                       f"Not built yet: `{path}` is missing; run `dvc repro export_gguf`.")
         self.index: TitleIndex | None = None
         self.catalog_missing = f"No catalog: `{catalog}` is missing; run `dvc repro clean`."
         if Path(catalog).exists():
