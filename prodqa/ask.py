@@ -8,10 +8,12 @@ title match) and puts its stored description into the prompt as context.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Iterator
 
+from . import precision
 from .catalog import MIN_SCORE, TitleIndex
 from .files import DataError
 from .params import Generate
@@ -43,8 +45,6 @@ def load_gguf(path: str | Path, n_ctx: int = 4096):
         from llama_cpp import Llama
     except ImportError:
         raise DataError("llama-cpp-python is not installed (make setup installs it); or use --hf") from None
-    import os
-
     threads = len(os.sched_getaffinity(0))  # llama-cpp-python's default is half the cores
     return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
 
@@ -74,8 +74,6 @@ def stream_hf(path: str, msgs, gp: Generate, max_tokens: int | None = None) -> I
     from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    from . import precision
-
     model = AutoModelForCausalLM.from_pretrained(path, dtype=precision.torch_dtype(gp.precision)).eval()
     if isinstance(msgs, str):  # template.format alpaca: plain text, as trained
         inputs = tokenizer(msgs, add_special_tokens=False, return_tensors="pt")
