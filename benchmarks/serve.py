@@ -56,24 +56,24 @@ def lookup(args) -> dict:
     build_s = time.perf_counter() - start
     asked = real[:200] or titles[:200]
     rng = random.Random(1)
-    questions = []
+    questions = []  # (title asked about, counted in exact_title_found, question)
     for t in asked:
-        words = t.split()
-        questions += [f"What is {t}?", f"tell me about the {' '.join(words[: max(2, len(words) // 2)])}",
-                      f"{t.lower()} - details please"]
-    finds, found = [], 0
-    for q in questions:
+        half = " ".join(t.split()[: max(2, len(t.split()) // 2)])
+        questions += [(t, True, f"What is {t}?"), (t, False, f"tell me about the {half}"),
+                      (t, False, f"{t.lower()} - details please")]
+    finds, found, exact = [], 0, 0
+    for title, whole, q in questions:
         start = time.perf_counter()
         match, _ = index.find(q)
         finds.append(time.perf_counter() - start)
         found += bool(match)
+        exact += whole and match is not None and match.title == title
     typed = [t[: rng.randint(4, max(5, len(t)))] for t in asked]
     suggests = []
     for q in typed:
         start = time.perf_counter()
         index.suggest(q)
         suggests.append(time.perf_counter() - start)
-    exact = sum(getattr(index.find(f"What is {t}?")[0], "title", None) == t for t in asked)
     return {"titles": len(titles), "real_titles": len(real), "build_s": round(build_s, 1),
             "find": percentiles(finds), "suggest": percentiles(suggests),
             "matched_share": round(found / len(questions), 3), "exact_title_found": f"{exact}/{len(asked)}"}

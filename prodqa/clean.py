@@ -217,14 +217,14 @@ def open_checked(src: str | os.PathLike) -> pq.ParquetFile:
     return reader
 
 
-def _checked_batches(reader: pq.ParquetFile, rows: int, src) -> Iterator[tuple[int, pa.RecordBatch]]:
+def _checked_batches(reader: pq.ParquetFile, rows: int, src) -> Iterator[pa.RecordBatch]:
     start = 0
     for batch in reader.iter_batches(batch_size=rows):
         try:
             batch.validate(full=True)
         except pa.ArrowInvalid as err:
             raise DataError(f"{src}: invalid data in rows {start}-{start + batch.num_rows - 1} ({err})") from None
-        yield start, batch
+        yield batch
         start += batch.num_rows
 
 
@@ -238,7 +238,7 @@ def clean(src: str | os.PathLike, out: str | os.PathLike, p: Clean, workers: int
             ThreadPoolExecutor(workers) as pool:
         with pq.ParquetWriter(tmp, reader.schema_arrow, **PARQUET_OPTIONS) as writer:
             pending: deque = deque()
-            for start, batch in _checked_batches(reader, p.batch_rows, src):
+            for batch in _checked_batches(reader, p.batch_rows, src):
                 pending.append(pool.submit(cleaner.prepare, batch))
                 if len(pending) > workers:
                     _write_next(pending, cleaner, writer, bar)

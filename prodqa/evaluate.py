@@ -94,7 +94,8 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_
     return [by_index[i] for i in range(len(prompt_ids))]
 
 
-def reference_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[dict], max_seq_len: int, batch_size: int) -> list[float]:
+def reference_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[dict], max_seq_len: int,
+                   batch_size: int) -> list[float]:
     """Mean token NLL of each reference answer given its question (answer tokens only)."""
     import torch
 
