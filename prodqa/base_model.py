@@ -54,11 +54,30 @@ def load(base: str, dtype=None):
         model = AutoModelForCausalLM.from_pretrained(where, trust_remote_code=False, dtype=dtype or torch.float32, **kw)
     except OSError as err:
         raise DataError(f"model.base {base!r}: cannot load ({str(err).splitlines()[0]})") from None
+    if gguf:
+        _special_tokens_from_gguf(tokenizer, Path(where) / gguf)
     if gguf and getattr(model, "hf_quantizer", None) is not None:
         # Weights are already dequantised; dropping the GGUF "quantization" makes the model trainable
         # and lets save_pretrained write a normal checkpoint.
         model.hf_quantizer.remove_quantization_config(model)
     return model, tokenizer
+
+
+def _special_tokens_from_gguf(tokenizer, path: Path) -> None:
+    """Set BOS, EOS and padding to the tokens the GGUF file declares.
+
+    transformers' converter for byte-level BPE GGUF vocabularies (``GGUFGPTConverter`` in
+    transformers/integrations/ggml.py, 5.17) swaps them: it sets ``eos_token = tokens[bos_token_id]``, so
+    SmolLM2's tokenizer came back with ``<|im_start|>`` as its EOS and padding token. Generation without an
+    explicit attention mask then masks every ``<|im_start|>`` of a chat prompt as padding.
+    """
+    from gguf import GGUFReader
+
+    fields = GGUFReader(path).fields
+    for key, attr in (("tokenizer.ggml.bos_token_id", "bos_token"), ("tokenizer.ggml.eos_token_id", "eos_token"),
+                      ("tokenizer.ggml.padding_token_id", "pad_token")):
+        if (field := fields.get(key)) is not None:
+            setattr(tokenizer, attr, tokenizer.convert_ids_to_tokens(int(field.parts[field.data[0]][0])))
 
 
 def materialise(base: str, out: str | os.PathLike) -> dict:

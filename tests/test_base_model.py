@@ -57,3 +57,8 @@ def test_embedded_gguf_becomes_a_trainable_safetensors_model(tmp_path):
     assert m["architecture"] == "LlamaForCausalLM" and 130e6 < m["parameters"] < 140e6
     config = json.loads((tmp_path / "base" / "config.json").read_text())
     assert "quantization_config" not in config  # a normal, trainable checkpoint
+    # The GGUF's own special tokens, not the ones transformers' GGUF converter swaps (EOS = <|im_start|>).
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "base")
+    assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) == ("<|im_start|>", "<|im_end|>", "<|im_end|>")
