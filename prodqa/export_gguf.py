@@ -276,7 +276,8 @@ def hf_greedy(model, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
     import torch
 
     with torch.inference_mode():
-        out = model.generate(input_ids=torch.tensor([prompt_ids]), max_new_tokens=n, do_sample=False,
+        ids = torch.tensor([prompt_ids])  # an explicit mask: else generate masks prompt tokens equal to the pad id
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
                              repetition_penalty=1.0, pad_token_id=min(eos))
     new = out[0, len(prompt_ids):].tolist()
     return new[: next((i + 1 for i, t in enumerate(new) if t in eos), len(new))]

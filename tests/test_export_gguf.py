@@ -267,3 +267,18 @@ def test_k_quant_is_made_from_the_f16_file_and_verified(tmp_path, params_file):
     assert m["files"]["f16"]["llama_cpp"]["identical_greedy"] and "top1_agreement" in m["files"]["q4_k_m"]["llama_cpp"]
     modelfile = (tmp_path / "g" / "Modelfile").read_text()  # alpaca: the layout it was trained on, no chat markup
     assert "### Instruction:\n{{ .Prompt }}\n\n### Response:\n" in modelfile and "<|im_start|>" not in modelfile
+
+
+def test_hf_reference_attends_to_prompt_tokens_equal_to_the_pad_id(lively_model):
+    """The reference answers come from full-context greedy decoding, even where the prompt holds the token
+    used for padding (a chat prompt's <|im_start|> once was: generate masked them and the reference drifted)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(lively_model).eval()
+    prompt = [40, 41, 7, 42, 43, 7, 44]  # token 7 stands for the pad id inside the prompt
+    expected = []
+    with torch.inference_mode():
+        for _ in range(8):
+            expected.append(int(model(input_ids=torch.tensor([prompt + expected])).logits[0, -1].argmax()))
+    assert export_gguf.hf_greedy(model, prompt, 8, eos={7, 300}) == expected[: expected.index(7) + 1 if 7 in expected else 8]
