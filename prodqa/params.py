@@ -187,7 +187,8 @@ class ExportGguf(Section):
     verify: bool = Field(description="Check each file in llama.cpp against the HF model.")
     verify_questions: int = Field(gt=0)
     verify_tokens: int = Field(gt=0, description="Greedy tokens compared per question.")
-    min_top1_agreement: float = Field(ge=0, le=1, description="Quantized files below this fail the stage.")
+    min_top1_agreement: float = Field(ge=0, le=1, description="Quantized files whose next-token agreement with the HF model, where "
+                                    "it has a clear choice (top two >= NEAR_TIE logits apart), is below this fail the stage.")
 
     @model_validator(mode="after")
     def _check(self) -> "ExportGguf":

@@ -128,6 +128,7 @@ def test_stage_writes_verified_f16_and_q8_0_in_llama_cpp(tmp_path, tiny_model, p
     m = json.loads((tmp_path / "export.json").read_text())
     assert m["verified"] and m["files"]["f16"]["llama_cpp"]["identical_greedy"]
     assert m["files"]["q8_0"]["llama_cpp"]["top1_agreement"] >= 0.5
+    assert m["files"]["f16"]["llama_cpp"]["top1_agreement_clear"] == 1.0
     assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == ["Modelfile", export_gguf.BASE_FILE,
                                                                    "model-f16.gguf", "model-q8_0.gguf"]
     assert m["base_file"] == export_gguf.BASE_FILE
@@ -209,7 +210,8 @@ def test_a_quantized_file_under_min_top1_agreement_fails_the_stage(tmp_path, tin
     pytest.importorskip("llama_cpp")
     _write_from_tampered_weights(tmp_path, tiny_model, monkeypatch)
     prm = params_file({"export_gguf.types": ["q8_0"], "export_gguf.verify_questions": 1})
-    with pytest.raises(ExportError, match=r"q8_0 GGUF: top-1 agreement 0\.\d+ < export_gguf.min_top1_agreement 0.9"):
+    with pytest.raises(ExportError, match=r"q8_0 GGUF: top-1 agreement 0\.\d+ at the [1-9]\d*/\d+ positions where the HF model's top two "
+                                         r"are >= 0.25 logits apart < export_gguf.min_top1_agreement 0.9"):
         _export(tmp_path, tiny_model, prm)
     assert not (tmp_path / "gguf").exists()
 
