@@ -23,6 +23,9 @@ from benchmarks import record
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RAW = ROOT.parent / "shared" / "real_dev" / "trn_dev.jsonl"
+# The params that make the recipe, written with every run so the sweep log reads without the params.yaml of the day.
+RECIPE = {"sample": ["n_products"], "template": ["phrasings_per_product", "max_seq_len"],
+          "train": ["num_train_epochs", "learning_rate", "lora_r", "lora_alpha", "target_modules", "lr_scheduler_type"]}
 
 
 def override(doc: dict, assignments: list[str]) -> dict:
@@ -82,12 +85,13 @@ def main(argv=None) -> None:
                    "degenerate": {k: scores[k][s]["degenerate_answers"] for k in scores}} for s in ("seen", "unseen")}
     summary["seen"]["loss_drop"] = round(1 - scores["tuned"]["seen"]["loss"] / scores["base"]["seen"]["loss"], 4)
     summary["unseen"]["rougeL_ratio"] = round(scores["tuned"]["unseen"]["rougeL"] / max(scores["base"]["unseen"]["rougeL"], 1e-9), 3)
-    result = {"raw": Path(args.raw).name, "overrides": args.set, "summary": summary, "scores": scores,
+    recipe = {f"{section}.{key}": doc[section][key] for section, keys in RECIPE.items() for key in keys}
+    result = {"raw": Path(args.raw).name, "overrides": args.set, "recipe": recipe, "summary": summary, "scores": scores,
               "train": {k: trained.get(k) for k in ("step", "eval", "train")}, "stage_seconds": times,
               "products": json.loads((m / "sample.json").read_text())}
     record(result, args.result)
     with open(Path(args.result).with_name("recall_runs.jsonl"), "a") as f:
-        f.write(json.dumps({"overrides": args.set, "summary": summary, "stage_seconds": times}) + "\n")
+        f.write(json.dumps({"overrides": args.set, "recipe": recipe, "summary": summary, "stage_seconds": times}) + "\n")
     print(f"scratch folder: {work}")
 
 
