@@ -77,8 +77,8 @@ def main(argv=None) -> None:
     result = {}
     for name, raw in (("real", Path(args.raw)), ("generated", work / "synth.json.gz")):
         rows, counts = cleaned(raw, work / name, args.params)
-        result[name] = {**measure(rows, args.pairs, seed=0), "kept_by_clean": counts.get("rows_out", len(rows)),
-                        "records_in": counts.get("rows_in")}
+        result[name] = {**measure(rows, args.pairs, seed=0), "kept_by_clean": counts["rows_out"],
+                        "records_in": counts["rows_in"]}
     result["generated"]["seed"], result["generated"]["records"] = seed, args.records
     record(result, args.result)
 
