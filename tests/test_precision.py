@@ -28,6 +28,18 @@ def test_native_bf16_follows_the_cpu_flags(monkeypatch):
     assert precision.native_bf16(has_cuda=False) is True
 
 
+def test_native_bf16_is_off_where_onednn_is_capped_below_bf16(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA=AVX2 makes oneDNN emulate bf16 (≈ 100x slower than fp32) even on a CPU that has it."""
+    import torch
+
+    caps = dict(torch.cpu.get_capabilities())
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {**caps, "avx512_bf16": True, "amx_bf16": True})
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert precision.native_bf16(has_cuda=False) is False
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_amx")
+    assert precision.native_bf16(has_cuda=False) is True
+
+
 @pytest.mark.slow
 def test_bf16_loss_curve_stays_within_3_percent_of_fp32(tiny_model, tiny_run):
     """Base weights and matrix products in bf16, LoRA weights and optimizer state in fp32 (stated tolerance: 3%)."""
