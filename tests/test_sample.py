@@ -69,3 +69,24 @@ def test_same_params_give_byte_identical_files(tmp_path, params_file):
 def test_stratified_indices_are_a_subset_without_repeats(p):
     idx = sample.stratified_indices(np.arange(1000), p, np.random.default_rng(0))
     assert len(idx) == len(set(idx.tolist())) == 200 and idx.max() < 1000
+
+
+def test_products_sharing_a_description_share_a_split(p):
+    """A series' one blurb under several titles: were its titles split, an 'unseen' product's text was trained on."""
+    rows = catalog().to_pylist()
+    for i in range(0, 120, 3):  # 40 series of 3 titles each, one description per series
+        for row in rows[i:i + 3]:
+            row["content"] = f"The blurb of series {i}. " * (5 + i % 50)
+    parts, m = sample.sample(pa.Table.from_pylist(rows), p)
+    where = {c: name for name, t in parts.items() for c in t["content"].to_pylist()}
+    for name, t in parts.items():
+        for c in t["content"].to_pylist():
+            assert where[c] == name
+    assert m["shared_description_rows"] > 0
+    assert sum(t.num_rows for t in parts.values()) == m["sampled"]
+
+
+def test_product_groups_link_titles_and_descriptions_transitively():
+    # a-x share a title; x and y share a description; z stands alone
+    groups = sample.product_groups(["a", "a", "b", "c"], ["1", "2", "2", "3"])
+    assert groups[0] == groups[1] == groups[2] != groups[3]
