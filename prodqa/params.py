@@ -118,6 +118,8 @@ class Train(Section):
     """Keys named as in TRL's ``SFTConfig`` (``TRL_KEYS``) are passed to it unchanged; the rest are ours."""
 
     backend: Literal["auto", "peft", "unsloth"] = Field(description="auto: Unsloth on CUDA when installed, else PEFT.")
+    method: Literal["lora", "full"] = Field(description="lora: train LoRA adapters (lora_* keys) over frozen base "
+                                            "weights; full: train every weight (fp32 master weights).")
     load_in_4bit: bool = Field(description="QLoRA through bitsandbytes (CUDA only).")
     precision: Precision = Field(description="Base weights and matmuls: auto = bf16 where the hardware has it.")
     learning_rate: float = Field(gt=0, lt=1)
@@ -150,6 +152,9 @@ class Train(Section):
     def _check(self) -> "Train":
         if self.max_steps == 0:
             raise ValueError("max_steps must be > 0, or -1 to train for `num_train_epochs`")
+        if self.method == "full" and (self.load_in_4bit or self.backend == "unsloth"):
+            raise ValueError("method 'full' trains every weight in 16/32 bits with PEFT + TRL: "
+                             "it takes neither load_in_4bit nor backend 'unsloth'")
         return self
 
 

@@ -3,6 +3,11 @@
 Reads the ``base_model`` directory and the ``template`` JSONL files; writes the LoRA adapter, the merged
 model (for evaluation and export), checkpoints (kept across runs, for resuming) and dvclive metrics.
 
+Two methods (``train.method``): ``lora`` trains LoRA adapters over the frozen base weights; ``full`` trains
+every weight (fp32 master weights, bf16 matrix products where ``precision`` resolves to bf16), which
+learns a product in fewer exposures at ≈ 1.3x the compute per token (docs/recall.md); its ``adapter``
+output then holds only a note, and ``merged`` the trained model.
+
 Two backends, driven by the same ``train`` params:
 - ``peft``: PEFT LoRA + TRL's SFTTrainer; runs anywhere (this is the CPU path).
 - ``unsloth``: Unsloth's FastLanguageModel (optionally 4-bit QLoRA); CUDA only. ``auto`` picks it when a
@@ -25,6 +30,8 @@ from .files import atomic_path, read_jsonl, write_json
 from .params import TRL_KEYS, ParamsError, Template, Train
 
 FINGERPRINT = "fingerprint.json"
+COMPILED_WIDTH = 64  # unpacked rows under torch.compile are padded to a multiple of this
+FULL_NOTE = "full_finetune.json"  # the adapter output of method full: says where the trained model is
 COMPLETE = "COMPLETE"  # written when a run finished: its checkpoints are then history, not a resume point
 
 
@@ -67,6 +74,8 @@ def choose_backend(requested: str, has_cuda: bool, has_unsloth: bool | None = No
 
 def resolve_backend(p: Train, has_cuda: bool) -> str:
     """The backend for these params on this machine, or ParamsError before any work starts."""
+    if p.method == "full":  # TRL on the plain model; the schema refused unsloth and 4-bit with it
+        return "peft"
     if p.load_in_4bit and not has_cuda:
         raise ParamsError("train.load_in_4bit: 4-bit QLoRA needs a CUDA GPU (bitsandbytes)")
     if p.token_metrics and importlib.util.find_spec("triton") is None:
@@ -144,10 +153,13 @@ def _load_peft(base_dir: str, p: Train, has_cuda: bool):
     PEFT keeps the LoRA weights, and so the optimizer state, in fp32 over bf16 base weights
     (``autocast_adapter_dtype``); the trainer's bf16 autocast runs the matrix products in bf16.
     """
+    import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = precision.torch_dtype(p.precision)
+    # Full fine-tuning keeps fp32 master weights (bf16 weights would round small updates away); the
+    # trainer's bf16 autocast still runs its matrix products in bf16.
+    dtype = torch.float32 if p.method == "full" else precision.torch_dtype(p.precision)
     kw = {}
     if p.load_in_4bit:
         from transformers import BitsAndBytesConfig
@@ -156,6 +168,8 @@ def _load_peft(base_dir: str, p: Train, has_cuda: bool):
                                                        bnb_4bit_compute_dtype=dtype)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True, **kw)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    if p.method == "full":
+        return model, tokenizer, None
     lora = LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout,
                       target_modules=list(p.target_modules), bias="none", task_type="CAUSAL_LM")
     return model, tokenizer, lora
@@ -185,8 +199,9 @@ def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: 
         max_length=max_seq_len,
         eval_packing=False,  # eval loss per example, comparable across packing settings
         # torch.compile fuses the many small ops around the matrix products (2x on CPU, see docs/benchmarks.md);
-        # rows padded to one length keep it to a single compiled graph instead of a recompile per length.
-        pad_to_multiple_of=max_seq_len if p.torch_compile and p.packing else None,
+        # rows padded to a few lengths keep it to a few compiled graphs instead of a recompile per length
+        # (packed rows: one length; single examples: multiples of COMPILED_WIDTH).
+        pad_to_multiple_of=(max_seq_len if p.packing else COMPILED_WIDTH) if p.torch_compile else None,
         completion_only_loss=True,
         eval_strategy="steps",
         eval_on_start=True,  # the untrained loss, so the eval curve starts where training did
@@ -241,7 +256,8 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
         model, tokenizer, lora = _load_unsloth(str(paths.base), p, template_p.max_seq_len)
     else:
         model, tokenizer, lora = _load_peft(str(paths.base), p, has_cuda)
-    bf16 = next(model.parameters()).dtype == torch.bfloat16
+    bf16 = (next(model.parameters()).dtype == torch.bfloat16
+            or (p.method == "full" and precision.resolve(p.precision, has_cuda) == "bf16"))
     trainer_cls = SFTTrainer if p.token_metrics else _plain_loss_trainer(SFTTrainer)
     trainer = trainer_cls(
         model=model, args=sft_config(p, template_p.max_seq_len, str(paths.checkpoints), has_cuda, bf16),
@@ -331,10 +347,16 @@ def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tupl
     live.end()
 
     with atomic_path(paths.adapter, is_dir=True) as tmp:
-        trainer.model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        if p.method == "full":  # no adapter: every weight was trained, and `merged` is the model
+            write_json(tmp / FULL_NOTE, {"method": "full", "model": str(paths.merged)})
+        else:
+            trainer.model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
     with atomic_path(paths.merged, is_dir=True) as tmp:
-        if backend == "unsloth":
+        if p.method == "full":
+            trainer.model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+        elif backend == "unsloth":
             trainer.model.save_pretrained_merged(str(tmp), tokenizer, save_method="merged_16bit")
         else:
             merge_fp32(str(paths.base), str(paths.adapter)).save_pretrained(tmp, safe_serialization=True)

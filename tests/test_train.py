@@ -56,6 +56,31 @@ def test_tiny_end_to_end_train_writes_adapter_merged_model_and_metrics(tiny_mode
 
 
 @pytest.mark.slow
+def test_full_finetuning_trains_every_weight_and_writes_the_model_as_merged(tiny_model, tiny_run):
+    """method full: no adapter (a note says so), every weight changed, fp32 master weights saved."""
+    import torch
+    from safetensors.torch import load_file
+
+    p, tp, data, out = tiny_run
+    summary = train.train(train.Paths.of(base=tiny_model, data=data, **out), p.model_copy(update={"method": "full"}), tp)
+    assert summary["steps"] == 4
+    assert json.loads((Path(out["adapter"]) / train.FULL_NOTE).read_text())["method"] == "full"
+    assert not (Path(out["adapter"]) / "adapter_config.json").exists()
+    before, after = load_file(Path(tiny_model) / "model.safetensors"), load_file(Path(out["merged"]) / "model.safetensors")
+    assert after["model.layers.0.mlp.up_proj.weight"].dtype == torch.float32
+    changed = [k for k in before if not torch.equal(before[k].float(), after[k].float())]
+    assert "model.layers.0.mlp.up_proj.weight" in changed and "model.norm.weight" in changed  # not only LoRA targets
+
+
+def test_full_finetuning_refuses_4bit_and_unsloth(shipped):
+    for key, value in (("load_in_4bit", True), ("backend", "unsloth")):
+        with pytest.raises(ParamsError, match="train: .*method 'full'"):
+            params.parse("train", {**shipped["train"], "method": "full", key: value})
+    p = params.parse("train", {**shipped["train"], "method": "full"})
+    assert train.resolve_backend(p, has_cuda=True) == "peft"  # auto never picks Unsloth for a full fine-tune
+
+
+@pytest.mark.slow
 def test_killed_run_resumes_from_last_checkpoint(tiny_model, tiny_run):
     from transformers import TrainerCallback
 

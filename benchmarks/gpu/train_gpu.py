@@ -60,7 +60,7 @@ def one_run(model: str, data: str, backend: str, four_bit: bool, steps: int) -> 
 import json, sys, tempfile, time, torch
 from transformers import TrainerCallback
 from prodqa import params, train
-p = params.load("train", "params.yaml").model_copy(update=dict(backend={backend!r}, load_in_4bit={four_bit},
+p = params.load("train", "params.yaml").model_copy(update=dict(backend={backend!r}, load_in_4bit={four_bit}, method="lora", packing=True,
     max_steps={steps}, eval_steps=10**6, save_steps=10**6, logging_steps=1, warmup_steps=2, per_device_train_batch_size=8, torch_compile=False))
 tp = params.load("template", "params.yaml")
 class Clock(TrainerCallback):
