@@ -24,8 +24,8 @@ from benchmarks import record
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RAW = ROOT.parent / "shared" / "real_dev" / "trn_dev.jsonl"
 # The params that make the recipe, written with every run so the sweep log reads without the params.yaml of the day.
-RECIPE = {"sample": ["n_products"], "template": ["phrasings_per_product", "max_seq_len"],
-          "train": ["num_train_epochs", "learning_rate", "lora_r", "lora_alpha", "target_modules", "lr_scheduler_type"]}
+RECIPE = {"sample": ["n_products"], "template": ["phrasings_per_product", "max_seq_len", "system_prompt"],
+          "train": ["method", "num_train_epochs", "learning_rate", "lora_r", "lora_alpha", "target_modules", "lr_scheduler_type"]}
 
 
 def override(doc: dict, assignments: list[str]) -> dict:
@@ -39,12 +39,24 @@ def override(doc: dict, assignments: list[str]) -> dict:
     return doc
 
 
+def cost(doc: dict, template_metrics: dict, sample_metrics: dict, train_s: float) -> dict:
+    """What one learned product cost: exposures, training tokens (prompt and answer, no padding) and seconds."""
+    products = sample_metrics["train_rows"]
+    epochs = doc["train"]["num_train_epochs"]
+    tokens = template_metrics["train"]["tokens_total"] * epochs
+    return {"trained_products": products, "exposures_per_product": doc["template"]["phrasings_per_product"] * epochs,
+            "tokens_per_example": template_metrics["train"]["tokens_mean"], "training_tokens": round(tokens),
+            "tokens_per_product": round(tokens / products), "train_s_per_product": round(train_s / products, 2)}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--raw", default=str(DEFAULT_RAW))
     ap.add_argument("-S", "--set", action="append", default=[], help="params override, e.g. train.num_train_epochs=20")
     ap.add_argument("--base-model", help="reuse a base_model output folder instead of materialising it")
     ap.add_argument("--keep", help="keep the scratch folder here")
+    ap.add_argument("--skip-base", action="store_true",
+                    help="do not evaluate the base model (recipe sweeps: its scores do not change with train params)")
     ap.add_argument("--result", default=str(ROOT / "benchmarks" / "results" / "recall.json"))
     args = ap.parse_args(argv)
 
@@ -75,16 +87,23 @@ def main(argv=None) -> None:
           "--metrics", str(m / "template.json"))
     timed("train", train.main, "--model", base, "--data", str(d / "template"), "--adapter", str(work / "adapter"),
           "--merged", str(work / "merged"), "--checkpoints", str(work / "checkpoints"), "--metrics", str(m / "train"))
-    for name, model in (("base", base), ("tuned", str(work / "merged"))):
+    models = {"base": base, "tuned": str(work / "merged")}
+    if args.skip_base:
+        del models["base"]
+    for name, model in models.items():
         timed(f"evaluate_{name}", evaluate.main, "--model", model, "--sample", str(d / "sample"),
               "--answers", str(d / "eval" / name), "--metrics", str(m / "eval" / name))
 
-    scores = {name: json.loads((m / "eval" / name / "metrics.json").read_text()) for name in ("base", "tuned")}
+    scores = {name: json.loads((m / "eval" / name / "metrics.json").read_text()) for name in models}
     trained = json.loads((m / "train" / "metrics.json").read_text())
     summary = {s: {"rougeL": {k: scores[k][s]["rougeL"] for k in scores}, "loss": {k: scores[k][s]["loss"] for k in scores},
                    "degenerate": {k: scores[k][s]["degenerate_answers"] for k in scores}} for s in ("seen", "unseen")}
-    summary["seen"]["loss_drop"] = round(1 - scores["tuned"]["seen"]["loss"] / scores["base"]["seen"]["loss"], 4)
-    summary["unseen"]["rougeL_ratio"] = round(scores["tuned"]["unseen"]["rougeL"] / max(scores["base"]["unseen"]["rougeL"], 1e-9), 3)
+    if "base" in scores:
+        summary["seen"]["loss_drop"] = round(1 - scores["tuned"]["seen"]["loss"] / scores["base"]["seen"]["loss"], 4)
+        summary["unseen"]["rougeL_ratio"] = round(scores["tuned"]["unseen"]["rougeL"] / max(scores["base"]["unseen"]["rougeL"], 1e-9), 3)
+    summary["validation_loss"] = trained.get("eval", {}).get("loss")
+    summary["cost"] = cost(doc, json.loads((m / "template.json").read_text()), json.loads((m / "sample.json").read_text()),
+                           times["train"])
     recipe = {f"{section}.{key}": doc[section][key] for section, keys in RECIPE.items() for key in keys}
     result = {"raw": Path(args.raw).name, "overrides": args.set, "recipe": recipe, "summary": summary, "scores": scores,
               "train": {k: trained.get(k) for k in ("step", "eval", "train")}, "stage_seconds": times,
