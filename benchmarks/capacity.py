@@ -92,20 +92,27 @@ def main(argv=None) -> None:
     ap.add_argument("--base-model", help="reuse a base_model output folder instead of materialising it per run")
     ap.add_argument("--work", default="/tmp/prodqa-capacity", help="scratch folders, one per size")
     ap.add_argument("--result", default=str(ROOT / "benchmarks" / "results" / "capacity.json"))
+    ap.add_argument("--reuse", action="append", default=[], metavar="SIZE=DIR",
+                    help="take this size from a finished `benchmarks.recall --keep DIR` run (its own split fractions)")
     args = ap.parse_args(argv)
 
+    reused = {int(k): Path(v) for k, v in (r.split("=", 1) for r in args.reuse)}
     points = []
-    for size in args.sizes:
-        work = Path(args.work) / str(size)
+    for size in sorted({*args.sizes, *reused}):
+        work = reused.get(size, Path(args.work) / str(size))
         overrides = [*args.set, f"sample.n_products={math.ceil(size / (1 - VAL_FRAC - TEST_FRAC))}",
                      f"sample.val_frac={VAL_FRAC}", f"sample.test_frac={TEST_FRAC}", f"evaluate.seen_examples={SEEN}",
                      "evaluate.unseen_examples=0"]
         result_file = work / "recall.json"
-        recall(["--raw", args.raw, "--keep", str(work), "--skip-base", "--result", str(result_file),
-                *(["--base-model", args.base_model] if args.base_model else []),
-                *(a for o in overrides for a in ("-S", o))])
+        if size in reused:
+            overrides = json.loads(result_file.read_text())["overrides"]
+        else:
+            recall(["--raw", args.raw, "--keep", str(work), "--skip-base", "--result", str(result_file),
+                    *(["--base-model", args.base_model] if args.base_model else []),
+                    *(a for o in overrides for a in ("-S", o))])
         run = json.loads(result_file.read_text())
-        (work / "base_dir.json").write_text(json.dumps(args.base_model or str(work / "base")))
+        if not (work / "base_dir.json").exists():
+            (work / "base_dir.json").write_text(json.dumps(args.base_model or str(work / "base")))
         points.append({"size": size, "overrides": overrides, "recipe": run["recipe"],
                        "seen_rougeL": run["summary"]["seen"]["rougeL"]["tuned"],
                        "seen_examples": run["scores"]["tuned"]["seen"]["examples"],
