@@ -54,10 +54,10 @@ def product_groups(titles: list[str], contents: list[str]) -> np.ndarray:
     return np.array([root(i) for i in range(len(titles))], dtype=np.int64)
 
 
-def split_by_title(keys: list[str], p: Sample, rng: np.random.Generator, contents: list[str] | None = None) -> np.ndarray:
-    """Assign each row a split index (0 train, 1 validation, 2 test); rows sharing a title key (or, given
-    ``contents``, a description) share a split."""
-    groups = product_groups(keys, contents if contents is not None else keys)
+def split_by_product(title_keys: list[str], contents: list[str], p: Sample, rng: np.random.Generator) -> np.ndarray:
+    """Assign each row a split index (0 train, 1 validation, 2 test); rows of one product (``product_groups``)
+    share a split."""
+    groups = product_groups(title_keys, contents)
     unique, inverse = np.unique(groups, return_inverse=True)
     order = rng.permutation(len(unique))
     n_test = round(len(unique) * p.test_frac)
@@ -75,7 +75,7 @@ def sample(table: pa.Table, p: Sample) -> tuple[dict[str, pa.Table], dict]:
     idx = stratified_indices(lengths, p, rng)
     picked = table.take(pa.array(idx))
     contents = picked["content"].to_pylist()
-    split = split_by_title(title_key(picked["title"]).to_pylist(), p, rng, contents)
+    split = split_by_product(title_key(picked["title"]).to_pylist(), contents, p, rng)
     parts = {name: picked.filter(pa.array(split == i)) for i, name in enumerate(SPLITS)}
     shared = pc.is_in(picked["content"], pa.array([c for c, n in Counter(contents).items() if n > 1], pa.string()))
     edges = [0, *p.length_buckets]

@@ -4,9 +4,9 @@ Reads the ``base_model`` directory and the ``template`` JSONL files; writes the 
 model (for evaluation and export), checkpoints (kept across runs, for resuming) and dvclive metrics.
 
 Two methods (``train.method``): ``lora`` trains LoRA adapters over the frozen base weights; ``full`` trains
-every weight (fp32 master weights, bf16 matrix products where ``precision`` resolves to bf16), which
-learns a product in fewer exposures at ≈ 1.3x the compute per token (docs/recall.md); its ``adapter``
-output then holds only a note, and ``merged`` the trained model.
+every weight (fp32 master weights, bf16 matrix products where ``precision`` resolves to bf16), at ≈ 1.35x
+LoRA's compute per token; at the learning rate tried it learned a product more slowly than LoRA
+(docs/cost.md). Its ``adapter`` output then holds only a note, and ``merged`` the trained model.
 
 Two backends, driven by the same ``train`` params:
 - ``peft``: PEFT LoRA + TRL's SFTTrainer; runs anywhere (this is the CPU path).
@@ -30,7 +30,7 @@ from .files import atomic_path, read_jsonl, write_json
 from .params import TRL_KEYS, ParamsError, Template, Train
 
 FINGERPRINT = "fingerprint.json"
-COMPILED_WIDTH = 64  # unpacked rows under torch.compile are padded to a multiple of this
+PAD_MULTIPLE = 64  # unpacked rows under torch.compile are padded to a multiple of this (few shapes)
 FULL_NOTE = "full_finetune.json"  # the adapter output of method full: says where the trained model is
 COMPLETE = "COMPLETE"  # written when a run finished: its checkpoints are then history, not a resume point
 
@@ -200,8 +200,8 @@ def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: 
         eval_packing=False,  # eval loss per example, comparable across packing settings
         # torch.compile fuses the many small ops around the matrix products (2x on CPU, see docs/benchmarks.md);
         # rows padded to a few lengths keep it to a few compiled graphs instead of a recompile per length
-        # (packed rows: one length; single examples: multiples of COMPILED_WIDTH).
-        pad_to_multiple_of=(max_seq_len if p.packing else COMPILED_WIDTH) if p.torch_compile else None,
+        # (packed rows: one length; single examples: multiples of PAD_MULTIPLE).
+        pad_to_multiple_of=(max_seq_len if p.packing else PAD_MULTIPLE) if p.torch_compile else None,
         completion_only_loss=True,
         eval_strategy="steps",
         eval_on_start=True,  # the untrained loss, so the eval curve starts where training did
