@@ -39,7 +39,7 @@ def stored_bits(work: Path, params_file: Path) -> dict:
     from prodqa.evaluate import questions, reference_loss
 
     tp = params.load("template", params_file)
-    tp_train = params.load("train", params_file)
+    train_p = params.load("train", params_file)
     rows = pq.read_table(work / "data" / "sample" / "train.parquet", columns=["title", "content"]).to_pylist()
     examples = [template.answered(template.prompt(q, tp), r["content"]) for q, r in zip(questions(rows, tp, True), rows)]
     tokenizer = AutoTokenizer.from_pretrained(work / "merged")
@@ -49,7 +49,7 @@ def stored_bits(work: Path, params_file: Path) -> dict:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).eval()
         losses[name] = reference_loss(model, tokenizer, examples, tp.max_seq_len, 8)
     nats = sum((b - t) * n for b, t, n in zip(losses["base"], losses["tuned"], n_tokens))
-    if tp_train.method == "full":
+    if train_p.method == "full":
         trainable = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(work / "merged").parameters())
     else:
         from safetensors import safe_open
