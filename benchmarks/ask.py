@@ -34,7 +34,7 @@ def main(argv=None) -> None:
 
     from prodqa import params, template
 
-    tp = params.load("template", args.params)
+    tp = params.load(params.Template, args.params)
     msgs = template.prompt(QUESTION, tp)
     tokenizer = AutoTokenizer.from_pretrained(args.hf)
     prompt = list(tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=False))

@@ -38,8 +38,8 @@ def stored_bits(work: Path, params_file: Path) -> dict:
     from prodqa import params, template
     from prodqa.evaluate import questions, reference_loss
 
-    tp = params.load("template", params_file)
-    train_p = params.load("train", params_file)
+    tp = params.load(params.Template, params_file)
+    train_p = params.load(params.Train, params_file)
     rows = pq.read_table(work / "data" / "sample" / "train.parquet", columns=["title", "content"]).to_pylist()
     examples = [template.answered(template.prompt(q, tp), r["content"]) for q, r in zip(questions(rows, tp, True), rows)]
     tokenizer = AutoTokenizer.from_pretrained(work / "merged")

@@ -32,10 +32,10 @@ def main(argv=None) -> None:
 
     from prodqa import params, train
 
-    p = params.load("train", args.params)
+    p = params.load(params.Train, args.params)
     p = p.model_copy(update={"max_steps": args.warmup + args.steps, "eval_steps": 10**6, "save_steps": 10**6,
                              "warmup_steps": 0, "precision": args.precision or p.precision})
-    tp = params.load("template", args.params)
+    tp = params.load(params.Template, args.params)
     prof = profile(activities=[ProfilerActivity.CPU], schedule=schedule(wait=0, warmup=args.warmup, active=args.steps, repeat=1))
 
     class Step(TrainerCallback):

@@ -85,7 +85,7 @@ def first_token(args) -> dict:
     from prodqa import params
     from prodqa.serve import Answerer
 
-    answerer = Answerer(params.load("template", args.params), params.load("generate", args.params))
+    answerer = Answerer(params.load(params.Template, args.params), params.load(params.Generate, args.params))
     if answerer.missing:
         raise SystemExit(f"models missing ({answerer.missing}); run make repro first")
     titles = pq.read_table(ROOT / "data/sample/train.parquet", columns=["title"])["title"].to_pylist()

@@ -72,7 +72,7 @@ def main(argv=None) -> None:
     from prodqa import params, synth
 
     work = Path(tempfile.mkdtemp(prefix="prodqa-synth-"))
-    seed = params.load("synth", args.params).seed
+    seed = params.load(params.Synth, args.params).seed
     synth.write(str(work / "synth.json.gz"), args.records, seed)
     result = {}
     for name, raw in (("real", Path(args.raw)), ("generated", work / "synth.json.gz")):

@@ -82,10 +82,10 @@ def main(argv=None) -> None:
 
     from prodqa import params, precision
 
-    p = params.load("train", args.params).model_copy(update={
+    p = params.load(params.Train, args.params).model_copy(update={
         "max_steps": args.steps + args.warmup, "eval_steps": 10**6, "save_steps": 10**6, "logging_steps": 1,
         "warmup_steps": 0})
-    tp = params.load("template", args.params)
+    tp = params.load(params.Template, args.params)
     chosen = args.precision or p.precision
     resolved = precision.resolve(chosen, torch.cuda.is_available())
     # The same data under three trainers: the one this project shipped before (fp32, 4 packed rows per step,

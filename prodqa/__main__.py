@@ -2,7 +2,7 @@
 
 import sys
 
-from .files import DataError
+from .files import DataError, SetupError
 from .params import ParamsError
 
 USAGE = ('usage: python -m prodqa ask "What is Girls Ballet Tutu Neon Pink?" [--hf] [--grounded]\n'
@@ -22,7 +22,7 @@ def main() -> None:
             from . import serve
 
             serve.main(sys.argv[2:])
-    except (DataError, ParamsError) as err:
+    except (DataError, ParamsError, SetupError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

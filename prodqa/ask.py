@@ -8,15 +8,11 @@ title match) and puts its stored description into the prompt as context.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
-from typing import Iterator
 
-from . import precision
 from .catalog import MIN_SCORE, TitleIndex
 from .files import DataError
-from .params import Generate
+from .generate import load_gguf, load_hf, stream_gguf, stream_hf
 from .template import prompt
 
 # Where the pipeline writes what ask reads (outs of dvc.yaml; tests/test_config.py keeps them in step).
@@ -37,56 +33,6 @@ def check_question(question: str) -> tuple[str, str | None]:
     return question, None
 
 
-def load_gguf(path: str | Path, n_ctx: int = 4096):
-    """A llama.cpp model (llama-cpp-python), or DataError saying what builds it."""
-    if not Path(path).exists():
-        raise DataError(f"{path}: no GGUF model; run `make repro` (or `dvc repro export_gguf`) first, or use --hf")
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        raise DataError("llama-cpp-python is not installed (make setup installs it); or use --hf") from None
-    threads = len(os.sched_getaffinity(0))  # llama-cpp-python's default is half the cores
-    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
-
-
-def stream_gguf(llm, msgs, gp: Generate, max_tokens: int | None = None) -> Iterator[str]:
-    """The answer to a prompt of ``template.prompt`` (messages, or Alpaca text), piece by piece."""
-    kw = dict(max_tokens=max_tokens or gp.max_new_tokens, temperature=gp.temperature, top_p=gp.top_p,
-              repeat_penalty=gp.repetition_penalty, stream=True)
-    try:
-        if isinstance(msgs, str):  # template.format alpaca: plain text, as trained
-            for chunk in llm.create_completion(msgs, **kw):
-                yield chunk["choices"][0]["text"]
-            return
-        for chunk in llm.create_chat_completion(msgs, **kw):
-            text = chunk["choices"][0]["delta"].get("content")
-            if text:
-                yield text
-    except ValueError as err:  # llama-cpp-python: "Requested tokens (…) exceed context window of …"
-        raise DataError(f"the prompt does not fit the model: {err}") from None
-
-
-def stream_hf(path: str, msgs, gp: Generate, max_tokens: int | None = None) -> Iterator[str]:
-    if not (Path(path) / "config.json").exists():
-        raise DataError(f"{path}: no trained model; run `make repro` (or `dvc repro train`) first")
-    from threading import Thread
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=precision.torch_dtype(gp.precision)).eval()
-    if isinstance(msgs, str):  # template.format alpaca: plain text, as trained
-        inputs = tokenizer(msgs, add_special_tokens=False, return_tensors="pt")
-    else:
-        inputs = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    kw = dict(**inputs, max_new_tokens=max_tokens or gp.max_new_tokens, do_sample=gp.temperature > 0,
-              temperature=gp.temperature or None, top_p=gp.top_p, repetition_penalty=gp.repetition_penalty,
-              streamer=streamer, pad_token_id=tokenizer.eos_token_id)
-    Thread(target=model.generate, kwargs=kw, daemon=True).start()
-    yield from streamer
-
-
 def main(argv=None) -> None:
     from . import params
 
@@ -101,8 +47,8 @@ def main(argv=None) -> None:
     ap.add_argument("--max-tokens", type=int)
     args = ap.parse_args(argv)
 
-    tp = params.load("template", args.params)
-    gp = params.load("generate", args.params)
+    tp = params.load(params.Template, args.params)
+    gp = params.load(params.Generate, args.params)
     question, note = check_question(args.question)
     if note:
         print(note, file=sys.stderr)
@@ -116,7 +62,7 @@ def main(argv=None) -> None:
     model = args.model or (MERGED if args.hf else GGUF)
     msgs = prompt(question, tp, context)
     if args.hf:
-        pieces = stream_hf(model, msgs, gp, args.max_tokens)
+        pieces = stream_hf(*load_hf(model, gp), msgs, gp, args.max_tokens)
     else:
         pieces = stream_gguf(load_gguf(model), msgs, gp, args.max_tokens)
     for piece in pieces:

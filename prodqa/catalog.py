@@ -76,9 +76,6 @@ class TitleIndex:
         table = pq.read_table(path, columns=["title", "content"])
         return cls(table["title"].combine_chunks(), table["content"].combine_chunks())
 
-    def __len__(self) -> int:
-        return len(self.titles)
-
     def _postings(self, word_id: int) -> np.ndarray:
         return self.postings[self.offsets[word_id]:self.offsets[word_id + 1]]
 

@@ -9,8 +9,7 @@ JSON line per question and answer (with per-example scores) per set, and dvclive
 ROUGE-1/2/L (rouge-score, stemmed), BLEU (sacrebleu), the loss and perplexity of the real description
 under the model, and how many answers were empty or degenerate (repetition loops).
 
-Generation is batched: prompts are left-padded so every row's next token sits in the same column, and the
-KV cache makes each new token cost one position, not the whole sequence.
+Answers come from :func:`prodqa.generate.generate` (batched), each with its confidence.
 """
 
 from __future__ import annotations
@@ -20,8 +19,9 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from .generate import generate
 from .params import Evaluate, Generate, Template
-from .template import answered, heldout_question, phrasings, prompt, question_text, render
+from .template import answered, encode, heldout_question, phrasings, prompt, question_text, render
 
 if TYPE_CHECKING:  # transformers is imported lazily: a stage's --help and params errors come back at once
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -32,66 +32,6 @@ SETS = ("seen", "unseen")
 def questions(rows: list[dict], tp: Template, seen: bool) -> list[str]:
     """The question each product is asked: a held-out phrasing for trained products, the first otherwise."""
     return [heldout_question(r["title"], tp) if seen else phrasings(r["title"], tp)[0] for r in rows]
-
-
-def encode_prompt(prompt, tokenizer) -> list[int]:
-    if isinstance(prompt, list):
-        return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False))
-    return tokenizer(prompt, add_special_tokens=False)["input_ids"]
-
-
-COMPILED_WIDTH = 64  # compiled decoding: prompts padded to a multiple of this, so few shapes are compiled
-
-
-def compiled_decoding() -> dict:
-    """``generate`` arguments for a static KV cache and a torch.compile'd decode step, on any device.
-
-    transformers compiles the decode step by itself only on accelerators. On the 2-core CPU the warm compiled
-    step decodes 64-token answers 1.2-1.35x faster in bf16, but its 15-40 s compile made the default
-    evaluation slower (docs/benchmarks.md), hence ``evaluate.torch_compile: false``.
-    """
-    from transformers.generation.configuration_utils import CompileConfig
-
-    config = CompileConfig(fullgraph=False, dynamic=False, mode="default")
-    config._compile_all_devices = True  # transformers' switch for compiling off accelerators
-    return {"cache_implementation": "static", "compile_config": config}
-
-
-def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_ids: list[list[int]], gp: Generate,
-             batch_size: int, bar=None, compile: bool = False) -> list[str]:
-    """Greedy (or sampled) answers, batched with left padding; special tokens and the prompt removed.
-
-    ``compile``: decode with a static cache and a compiled step (``compiled_decoding``).
-    """
-    import torch
-
-    extra = compiled_decoding() if compile else {}
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    # Similar lengths together waste less padding; the output order is restored below.
-    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
-    by_index: dict[int, str] = {}
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        real = len(rows)
-        width = max(len(prompt_ids[i]) for i in rows)
-        if compile:  # one shape for every batch, so one compile: width to a multiple of 64, rows to batch_size
-            width = -(-width // COMPILED_WIDTH) * COMPILED_WIDTH
-            rows = rows + [rows[0]] * (batch_size - len(rows))  # filler rows repeat a real one; dropped below
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):  # left padding
-            ids[r, width - len(prompt_ids[i]):] = torch.tensor(prompt_ids[i])
-            mask[r, width - len(prompt_ids[i]):] = 1
-        with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=gp.max_new_tokens,
-                                 do_sample=gp.temperature > 0, temperature=gp.temperature or None, top_p=gp.top_p,
-                                 repetition_penalty=gp.repetition_penalty, pad_token_id=pad, use_cache=True,
-                                 **extra)
-        for r, i in enumerate(rows[:real]):
-            by_index[i] = tokenizer.decode(out[r, width:], skip_special_tokens=True).strip()
-        if bar is not None:
-            bar.update(real)
-    return [by_index[i] for i in range(len(prompt_ids))]
 
 
 def reference_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[dict], max_seq_len: int,
@@ -150,10 +90,9 @@ def score(answers: list[str], references: list[str]) -> tuple[dict, list[dict]]:
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: list[dict], asked: list[str],
              p: Evaluate, gp: Generate, tp: Template, bar=None) -> tuple[dict, list[dict]]:
     """Answer ``asked`` (one question per product of ``rows``) and score against the real descriptions."""
-    tokenizer.padding_side = "left"
     ps = [prompt(q, tp) for q in asked]
-    answers = generate(model, tokenizer, [encode_prompt(x, tokenizer) for x in ps], gp, p.batch_size, bar=bar,
-                       compile=p.torch_compile)
+    generated = generate(model, tokenizer, [encode(x, tokenizer) for x in ps], gp, p.batch_size, bar=bar)
+    answers = [g.text for g in generated]
     refs = [r["content"] for r in rows]
     metrics, per = score(answers, refs)
     examples = [answered(x, ref) for x, ref in zip(ps, refs)]
@@ -162,6 +101,6 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: l
     metrics["perplexity"] = round(math.exp(metrics["loss"]), 3)
     metrics["examples"] = len(rows)
     records = [{"uid": r.get("uid"), "title": r["title"], "question": question_text(x), "reference": ref,
-                "answer": a, "loss": round(lo, 4), **s}
-               for r, x, ref, a, lo, s in zip(rows, ps, refs, answers, losses, per)]
+                "answer": g.text, "confidence": g.confidence, "loss": round(lo, 4), **s}
+               for r, x, ref, g, lo, s in zip(rows, ps, refs, generated, losses, per)]
     return metrics, records

@@ -24,6 +24,10 @@ class DataError(Exception):
     """An input that cannot be used as a whole; the message names the file and the problem."""
 
 
+class SetupError(Exception):
+    """The environment lacks something the command needs (a package, a working build); says what installs it."""
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``final``; rename it onto ``final`` only if the block succeeds."""
@@ -69,7 +73,3 @@ def progress(total: int | None = None, unit: str = "rec", desc: str = "") -> Any
 
     quiet = not sys.stderr.isatty() or bool(os.environ.get("CI"))
     return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, disable=quiet, smoothing=0.1)
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)

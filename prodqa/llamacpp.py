@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import DataError
+from .files import SetupError
 
 REBUILD = "rebuild it for this CPU with `make clean-venv setup` (tools/llama_cpp_wheel.py builds a portable wheel)"
 SELFCHECK_PROMPT_TOKENS = 40  # llama.cpp's AMX q8_0 kernels crashed on prompts of 8+ tokens; 1-token prompts ran
 
 
-class LlamaCppError(DataError):
+class LlamaCppError(SetupError):
     """llama.cpp is missing, crashed or failed on a file; the message names the file and what to do."""
 
 
@@ -72,8 +72,10 @@ def run(model: str | os.PathLike, *, greedy: list[list[int]] = (), n_tokens: int
         return result
 
 
-def _serve(request_path: str, out_path: str) -> None:
+def _worker(request_path: str, out_path: str) -> None:
     """The child's side of :func:`run`: load the model once, do the work, write the arrays."""
+    from .generate import greedy_tokens_gguf, threads
+
     try:
         from llama_cpp import Llama
     except ImportError:
@@ -81,17 +83,11 @@ def _serve(request_path: str, out_path: str) -> None:
     req = json.loads(Path(request_path).read_text())
     if not Path(req["model"]).is_file():
         sys.exit(f"no such GGUF file: {req['model']}")
-    llm = Llama(model_path=req["model"], n_ctx=req["n_ctx"], logits_all=bool(req["score"]), n_threads=os.cpu_count(),
+    llm = Llama(model_path=req["model"], n_ctx=req["n_ctx"], logits_all=bool(req["score"]), n_threads=threads(),
                 verbose=False, seed=0)
     arrays, eos = {}, set(req["eos"])
     for i, prompt in enumerate(req["greedy"]):
-        llm.reset()
-        out: list[int] = []
-        for token in llm.generate(prompt, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
-            out.append(token)
-            if token in eos or len(out) >= req["n_tokens"]:
-                break
-        arrays[f"greedy_{i}"] = np.asarray(out, dtype=np.int64)
+        arrays[f"greedy_{i}"] = np.asarray(greedy_tokens_gguf(llm, prompt, req["n_tokens"], eos), dtype=np.int64)
     for i, seq in enumerate(req["score"]):
         llm.reset()
         llm.eval(seq)
@@ -127,7 +123,7 @@ def tiny_model(out_dir: str | os.PathLike, vocab: int = 320) -> Path:
 
 def selfcheck() -> list[str]:
     """Run a 40-token prompt through a tiny q8_0 and f16 GGUF in llama.cpp; return one line per file."""
-    from .export_gguf import write
+    from .gguf_writer import write
 
     lines = []
     with tempfile.TemporaryDirectory(prefix="prodqa-selfcheck-") as tmp:
@@ -153,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if len(argv) != 2:
         sys.exit("usage: python -m prodqa.llamacpp --selfcheck | REQUEST.json RESULT.npz")
-    _serve(*argv)
+    _worker(*argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Typed, strict schema of ``params.yaml``: one pydantic model per section, one section per stage.
 
-A stage calls :func:`load` with its section name before doing any work. Unknown keys, missing keys,
+A stage calls :func:`load` with a section's class (``load(Train) -> Train``) before doing any work. Unknown keys, missing keys,
 wrong types and impossible values raise :class:`ParamsError` with the dotted key (``train.learning_rate``).
 """
 
@@ -9,14 +9,35 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PARAMS_FILE = "params.yaml"
 Precision = Literal["auto", "fp32", "bf16"]  # resolved to a dtype by prodqa.precision
-GgufType = Literal["f32", "f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k", "q4_0", "q5_0"]  # export_gguf writes each
-GGUF_FROM_F16 = ("q4_k_m", "q5_k_m", "q6_k", "q4_0", "q5_0")  # quantized from the f16 file by llama.cpp
+# Every GGUF type the export writes, and who makes it: gguf-py here (its LlamaFileType member), or
+# llama.cpp's quantizer from the f16 file (its llama_ftype constant in llama-cpp-python). Names, not
+# numbers, so one entry cannot silently stand for another type; tests/test_export_gguf.py resolves each
+# (prodqa/gguf_writer.py writes or quantizes by this table).
+GGUF_TYPES: dict[str, tuple[str, str]] = {
+    "f32": ("gguf-py", "ALL_F32"),
+    "f16": ("gguf-py", "MOSTLY_F16"),
+    "bf16": ("gguf-py", "MOSTLY_BF16"),
+    "q8_0": ("gguf-py", "MOSTLY_Q8_0"),
+    "q4_k_m": ("llama.cpp", "LLAMA_FTYPE_MOSTLY_Q4_K_M"),
+    "q5_k_m": ("llama.cpp", "LLAMA_FTYPE_MOSTLY_Q5_K_M"),
+    "q6_k": ("llama.cpp", "LLAMA_FTYPE_MOSTLY_Q6_K"),
+    "q4_0": ("llama.cpp", "LLAMA_FTYPE_MOSTLY_Q4_0"),
+    "q5_0": ("llama.cpp", "LLAMA_FTYPE_MOSTLY_Q5_0"),
+}
+
+
+def from_f16(ftype: str) -> bool:
+    """Whether ``ftype`` is made from the f16 file by llama.cpp (else gguf-py writes it directly)."""
+    return GGUF_TYPES[ftype][0] == "llama.cpp"
+
+
+GgufType = Literal[tuple(GGUF_TYPES)]
 
 
 class ParamsError(Exception):
@@ -105,9 +126,14 @@ class Template(Section):
 
     @model_validator(mode="after")
     def _check(self) -> "Template":
+        seen: dict[str, str] = {}
         for q in self.questions:
             if "{title}" not in q:
                 raise ValueError(f"question {q!r} has no {{title}} placeholder")
+            key = " ".join(q.casefold().split())  # the held-out phrasing must differ from every trained one
+            if key in seen:
+                raise ValueError(f"questions {seen[key]!r} and {q!r} are the same phrasing")
+            seen[key] = q
         if self.phrasings_per_product >= len(self.questions):
             raise ValueError(f"phrasings_per_product ({self.phrasings_per_product}) must be < the number of questions "
                              f"({len(self.questions)}): one phrasing per product is held out for the seen evaluation")
@@ -115,35 +141,39 @@ class Template(Section):
 
 
 class Train(Section):
-    """Keys named as in TRL's ``SFTConfig`` (``TRL_KEYS``) are passed to it unchanged; the rest are ours."""
+    """Keys that TRL's ``SFTConfig`` also has (:func:`trl_keys`) go to it unchanged; the rest are ours."""
 
     backend: Literal["auto", "peft", "unsloth"] = Field(description="auto: Unsloth on CUDA when installed, else PEFT.")
     method: Literal["lora", "full"] = Field(description="lora: train LoRA adapters (lora_* keys) over frozen base "
                                             "weights; full: train every weight (fp32 master weights).")
     load_in_4bit: bool = Field(description="QLoRA through bitsandbytes (CUDA only).")
     precision: Precision = Field(description="Base weights and matmuls: auto = bf16 where the hardware has it.")
-    learning_rate: float = Field(gt=0, lt=1)
+    learning_rate: float = Field(gt=0, lt=1, description="Peak learning rate (AdamW), reached after warmup_steps.")
     max_steps: int = Field(ge=-1, description="Optimizer steps; -1 trains for `num_train_epochs` instead.")
-    num_train_epochs: float = Field(gt=0)
-    per_device_train_batch_size: int = Field(gt=0)
-    per_device_eval_batch_size: int = Field(gt=0)
-    gradient_accumulation_steps: int = Field(gt=0)
-    warmup_steps: int = Field(ge=0)
-    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"]
-    optim: Literal["adamw_torch", "adamw_torch_fused", "adamw_8bit", "sgd", "adafactor"]
-    weight_decay: float = Field(ge=0)
-    lora_r: int = Field(gt=0)
-    lora_alpha: int = Field(gt=0)
-    lora_dropout: float = Field(ge=0, lt=1)
-    target_modules: list[str] = Field(min_length=1)
+    num_train_epochs: float = Field(gt=0, description="Passes over the training examples.")
+    per_device_train_batch_size: int = Field(gt=0, description="Rows (examples, or packed rows) per step and device.")
+    per_device_eval_batch_size: int = Field(gt=0, description="Rows per validation batch.")
+    gradient_accumulation_steps: int = Field(gt=0, description="Batches summed into one optimizer step.")
+    warmup_steps: int = Field(ge=0, description="Steps of linear warmup from 0 to learning_rate.")
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        description="Learning-rate decay after warmup.")
+    optim: Literal["adamw_torch", "adamw_torch_fused", "adamw_8bit", "sgd", "adafactor"] = Field(
+        description="Optimizer, by its transformers name.")
+    weight_decay: float = Field(ge=0, description="Decoupled weight decay of AdamW.")
+    lora_r: int = Field(gt=0, description="LoRA rank: the adapters' capacity.")
+    lora_alpha: int = Field(gt=0, description="LoRA scale (the update is scaled by lora_alpha / lora_r).")
+    lora_dropout: float = Field(ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] = Field(min_length=1, description="Linear layers that get LoRA adapters.")
     packing: bool = Field(description="Pack several examples per sequence (no padding).")
     torch_compile: bool = Field(description="torch.compile the model (one-off compile, then faster steps).")
-    token_metrics: bool = Field(description="Log TRL's per-token entropy/accuracy (slower loss path).")
+    loss: Literal["model", "trl"] = Field(description="model: the model's own cross-entropy (fast on CPU); trl: "
+                                          "TRL's fused LM head, which also logs per-token entropy and accuracy "
+                                          "(needs Triton, ~25% slower on CPU).")
     gradient_checkpointing: bool = Field(description="Trade compute for memory (long sequences, big models).")
-    seed: int = Field(ge=0)
-    eval_steps: int = Field(gt=0)
-    save_steps: int = Field(gt=0)
-    logging_steps: int = Field(gt=0)
+    seed: int = Field(ge=0, description="Seed of initialisation, shuffling and dropout.")
+    eval_steps: int = Field(gt=0, description="Steps between validation losses.")
+    save_steps: int = Field(gt=0, description="Steps between checkpoints (resume points).")
+    logging_steps: int = Field(gt=0, description="Steps between logged losses.")
     save_total_limit: int = Field(gt=0, description="Checkpoints kept for resuming.")
     threads: int = Field(ge=0, description="CPU threads for torch; 0 = all cores.")
     num_processes: int = Field(gt=0, description="> 1: DDP under `accelerate launch` (gloo on CPU, NCCL on GPU).")
@@ -158,19 +188,19 @@ class Train(Section):
         return self
 
 
-# train keys that are TRL SFTConfig arguments of the same name and meaning.
-TRL_KEYS = ("learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size",
-            "per_device_eval_batch_size", "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type", "optim",
-            "weight_decay", "packing", "torch_compile", "gradient_checkpointing", "seed", "eval_steps", "save_steps",
-            "logging_steps", "save_total_limit")
+def trl_keys() -> set[str]:
+    """The ``train`` keys that TRL's ``SFTConfig`` has too: they are passed to it unchanged."""
+    import dataclasses
+
+    from trl import SFTConfig
+
+    return set(Train.model_fields) & {f.name for f in dataclasses.fields(SFTConfig)}
 
 
 class Evaluate(Section):
     seen_examples: int = Field(ge=0, description="Trained products asked a phrasing they never had in training.")
     unseen_examples: int = Field(ge=0, description="Test products (never trained on) asked.")
     batch_size: int = Field(gt=0, description="Questions generated together.")
-    torch_compile: bool = Field(description="Static KV cache and a compiled decode step: faster decoding after a "
-                                            "one-off compile per batch shape (pays for large evaluations).")
 
 
 class Generate(Section):
@@ -197,7 +227,7 @@ class ExportGguf(Section):
 
     @model_validator(mode="after")
     def _check(self) -> "ExportGguf":
-        made_by_llama_cpp = [t for t in self.types if t in GGUF_FROM_F16]
+        made_by_llama_cpp = [t for t in self.types if from_f16(t)]
         if made_by_llama_cpp and "f16" not in self.types:
             raise ValueError(f"types: {made_by_llama_cpp[0]} is quantized from the f16 file by llama.cpp; "
                              "add f16 to the list")
@@ -281,8 +311,12 @@ class _Traced:
         return getattr(section, key)
 
 
-def load(section: str, path: str | Path = PARAMS_FILE) -> Section:
-    """Load and validate one section of params.yaml."""
-    loaded = parse(section, read_yaml(path).get(section))
+S = TypeVar("S", bound=Section)
+
+
+def load(section: type[S], path: str | Path = PARAMS_FILE) -> S:
+    """Load and validate one section of params.yaml: ``load(Train)`` is the ``train`` section, as a ``Train``."""
+    name = next(k for k, v in SECTIONS.items() if v is section)
+    loaded = parse(name, read_yaml(path).get(name))
     trace = os.environ.get(TRACE_ENV)
-    return _Traced(section, loaded, trace) if trace else loaded  # type: ignore[return-value]
+    return cast(S, _Traced(name, loaded, trace)) if trace else cast(S, loaded)

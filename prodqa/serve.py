@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .ask import BASE_GGUF, CATALOG, GGUF, check_question, load_gguf, stream_gguf
+from .ask import BASE_GGUF, CATALOG, GGUF, check_question
 from .catalog import MIN_SCORE, TitleIndex
-from .files import DataError
+from .files import DataError, SetupError
+from .generate import load_gguf, stream_gguf
 from .params import Generate, Template
 from .template import prompt
 
@@ -71,7 +72,7 @@ class Answerer:
         for panel, path in (("base", base), ("tuned", tuned), ("grounded", tuned)):
             try:  # two llama.cpp contexts on one (memory-mapped) file: closed-book and grounded take turns
                 self.models[panel] = load_gguf(path)
-            except DataError as err:  # no file yet, or no llama-cpp-python
+            except (DataError, SetupError) as err:  # no file yet, a broken file, or no llama-cpp-python
                 self.missing[panel] = (str(err) if Path(path).exists() else
                                        f"Not built yet: `{path}` is missing; run `dvc repro export_gguf`.")
         self.index: TitleIndex | None = None
@@ -143,19 +144,6 @@ def build(answerer: Answerer, root: Path = Path(".")):
     """The Gradio app."""
     import gradio as gr
 
-    def on_type(text: str):
-        return gr.Dataset(samples=[[t] for t in answerer.suggest(text)])
-
-    def on_pick(sample: list[str]):
-        return f"What is {sample[0]}?"
-
-    def on_ask(question: str):
-        try:
-            for note, answers in answerer.ask(question):
-                yield (note, *(v for panel in PANELS for v in (answers[panel].text, answers[panel].status())))
-        except DataError as err:
-            yield (f"⚠ {err}", *(v for _ in PANELS for v in ("", "")))
-
     with gr.Blocks(title="prodqa: ask the fine-tuned model") as app:
         gr.Markdown("# Ask about a product\nThe base model, the fine-tuned model from memory, and the fine-tuned "
                     "model reading the catalog's description, side by side.")
@@ -167,13 +155,13 @@ def build(answerer: Answerer, root: Path = Path(".")):
             suggestions = gr.Dataset(components=[gr.Textbox(visible=False)], samples=[],
                                      label="Products in the catalog (click one to ask about it)", elem_id="suggestions")
             note = gr.Markdown(elem_id="note")
-            outputs = [note]
+            texts, statuses = {}, {}
             with gr.Row(equal_height=True):
                 for panel in PANELS:
                     with gr.Column():
-                        outputs.append(gr.Textbox(label=HEADINGS[panel], lines=14, max_lines=14, interactive=False,
-                                                  elem_id=f"answer-{panel}"))
-                        outputs.append(gr.Markdown(elem_id=f"status-{panel}"))
+                        texts[panel] = gr.Textbox(label=HEADINGS[panel], lines=14, max_lines=14, interactive=False,
+                                                  elem_id=f"answer-{panel}")
+                        statuses[panel] = gr.Markdown(elem_id=f"status-{panel}")
         with gr.Tab("Evaluation"):
             rows, missing = evaluation_tables(root)
             if missing:
@@ -184,11 +172,21 @@ def build(answerer: Answerer, root: Path = Path(".")):
                 gr.Image(str(root / LOSS_PLOT), label="Training and validation loss", interactive=False)
             if (root / REPORT).exists():
                 gr.Markdown((root / REPORT).read_text())
-        question.input(on_type, question, suggestions, trigger_mode="always_last", show_progress="hidden",
-                       queue=False)
-        suggestions.click(on_pick, suggestions, question, queue=False)
-        for trigger in (question.submit, ask_button.click):
-            trigger(on_ask, question, outputs, concurrency_limit=1)
+
+        def on_ask(text: str):
+            try:
+                for message, answers in answerer.ask(text):
+                    yield {note: message, **{texts[k]: answers[k].text for k in PANELS},
+                           **{statuses[k]: answers[k].status() for k in PANELS}}
+            except DataError as err:
+                yield {note: f"⚠ {err}", **{texts[k]: "" for k in PANELS}, **{statuses[k]: "" for k in PANELS}}
+
+        gr.on(triggers=[question.input], fn=lambda text: gr.Dataset(samples=[[t] for t in answerer.suggest(text)]),
+              inputs=question, outputs=suggestions, trigger_mode="always_last", show_progress="hidden", queue=False)
+        gr.on(triggers=[suggestions.click], fn=lambda sample: f"What is {sample[0]}?", inputs=suggestions,
+              outputs=question, queue=False)
+        gr.on(triggers=[question.submit, ask_button.click], fn=on_ask, inputs=question,
+              outputs=[note, *texts.values(), *statuses.values()], concurrency_limit=1)
     return app
 
 
@@ -209,7 +207,7 @@ def main(argv=None) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: this machine may be offline
     import gradio as gr
 
-    answerer = Answerer(params.load("template", args.params), params.load("generate", args.params),
+    answerer = Answerer(params.load(params.Template, args.params), params.load(params.Generate, args.params),
                         base=args.base, tuned=args.model, catalog=args.catalog)
     app = build(answerer, Path(args.root))
     app.queue(max_size=64)  # further questions wait their turn; past 64 waiting the page says the queue is full

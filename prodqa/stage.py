@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from .files import DataError
+from .files import DataError, SetupError
 from .params import ParamsError
 
 
@@ -27,7 +27,7 @@ def run(main: Callable[[Sequence[str] | None], None]) -> None:
     """Run a stage's ``main``; known failures become one line on stderr and exit status 2."""
     try:
         main(None)
-    except (ParamsError, DataError) as err:
+    except (ParamsError, DataError, SetupError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -12,7 +12,8 @@ is what the ``seen`` evaluation asks. Validation and test products are asked the
 
 ``chat`` (default) keeps messages, so TRL renders them with the model's own chat template; ``alpaca``
 writes plain-text prompts in the Alpaca layout, for models without a chat template. :func:`prompt` is the
-only builder of a prompt: template, evaluate, export_gguf and ask all call it.
+only builder of a prompt: template, evaluate, export_gguf, ask and serve all call it; :func:`is_chat` is the
+only test of which layout a prompt has, and :func:`encode` the only way a prompt becomes token ids.
 """
 
 from __future__ import annotations
@@ -54,16 +55,29 @@ def prompt(question: str, p: Template, context: dict | None = None):
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
 
 
+def is_chat(prompt_) -> bool:
+    """Whether a prompt of :func:`prompt` is chat messages (else Alpaca text)."""
+    return isinstance(prompt_, list)
+
+
+def encode(prompt_, tokenizer) -> list[int]:
+    """Token ids of a prompt, up to where the answer starts (the chat template's generation prompt)."""
+    if is_chat(prompt_):
+        return list(tokenizer.apply_chat_template(prompt_, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=False))
+    return tokenizer(prompt_, add_special_tokens=False)["input_ids"]
+
+
 def answered(prompt_, answer: str) -> dict:
     """A prompt (messages or Alpaca text) and its answer, in TRL's prompt–completion layout."""
-    if isinstance(prompt_, list):
+    if is_chat(prompt_):
         return {"prompt": prompt_, "completion": [{"role": "assistant", "content": answer}]}
     return {"prompt": prompt_, "completion": answer}
 
 
 def question_text(prompt_) -> str:
     """The user's question inside a prompt built by :func:`prompt`."""
-    if isinstance(prompt_, list):
+    if is_chat(prompt_):
         return prompt_[-1]["content"]
     return prompt_.split("### Instruction:\n", 1)[-1].split("\n\n### Response:", 1)[0]
 
@@ -74,16 +88,13 @@ def build(rows: list[dict], p: Template, train: bool) -> list[dict]:
     return [answered(prompt(q, p), r["content"]) for r in rows for q in phrasings(r["title"], p)[:per_product]]
 
 
-def render(ex: dict, tokenizer, eos: bool = True) -> tuple[list[int], list[int]]:
+def render(ex: dict, tokenizer) -> tuple[list[int], list[int]]:
     """Token ids of (prompt, completion) as TRL will see them."""
-    if isinstance(ex["prompt"], list):
-        prompt = tokenizer.apply_chat_template(ex["prompt"], add_generation_prompt=True, tokenize=True,
-                                               return_dict=False)
+    prompt_ids = encode(ex["prompt"], tokenizer)
+    if is_chat(ex["prompt"]):
         full = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True, return_dict=False)
-        return list(prompt), list(full[len(prompt):])
-    prompt = tokenizer(ex["prompt"], add_special_tokens=False)["input_ids"]
-    completion = tokenizer(ex["completion"], add_special_tokens=False)["input_ids"]
-    return prompt, completion + ([tokenizer.eos_token_id] if eos else [])
+        return prompt_ids, list(full[len(prompt_ids):])
+    return prompt_ids, tokenizer(ex["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
 def length_stats(examples: list[dict], tokenizer, max_seq_len: int) -> dict:

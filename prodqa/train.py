@@ -16,23 +16,19 @@ Two backends, driven by the same ``train`` params:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import precision
+from .checkpoints import Checkpoints, ResumePoint, fingerprint
 from .files import atomic_path, read_jsonl, write_json
-from .params import TRL_KEYS, ParamsError, Template, Train
+from .params import ParamsError, Template, Train, trl_keys
 
-FINGERPRINT = "fingerprint.json"
 PAD_MULTIPLE = 64  # unpacked rows under torch.compile are padded to a multiple of this (few shapes)
 FULL_NOTE = "full_finetune.json"  # the adapter output of method full: says where the trained model is
-COMPLETE = "COMPLETE"  # written when a run finished: its checkpoints are then history, not a resume point
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,45 +74,11 @@ def resolve_backend(p: Train, has_cuda: bool) -> str:
         return "peft"
     if p.load_in_4bit and not has_cuda:
         raise ParamsError("train.load_in_4bit: 4-bit QLoRA needs a CUDA GPU (bitsandbytes)")
-    if p.token_metrics and importlib.util.find_spec("triton") is None:
+    if p.loss == "trl" and importlib.util.find_spec("triton") is None:
         # TRL 1.15 computes them in a Triton kernel only; the CPU build of torch ships without Triton.
-        raise ParamsError("train.token_metrics: TRL's per-token metrics need Triton (a CUDA build of torch); "
+        raise ParamsError("train.loss: 'trl' computes the loss in TRL's Triton kernel (a CUDA build of torch); "
                           "set it to false on this machine")
     return choose_backend(p.backend, has_cuda)
-
-
-def fingerprint(p: Train, template_p: Template, files: list[Path]) -> dict:
-    """What a checkpoint was trained from; a checkpoint is resumed only if this matches exactly."""
-    digest = hashlib.sha256()
-    for f in sorted(files):
-        digest.update(Path(f).read_bytes())
-    return {"train": p.model_dump(), "max_seq_len": template_p.max_seq_len, "inputs_sha256": digest.hexdigest()}
-
-
-def resumable_checkpoint(ckpt_dir: Path, fp: dict) -> str | None:
-    """The last complete checkpoint of an interrupted run with the same fingerprint, if any (reads only).
-
-    The Trainer writes a checkpoint's files one by one and trainer_state.json last, so a run killed while
-    saving leaves a folder without it: that one is skipped for the one before.
-    """
-    marker = ckpt_dir / FINGERPRINT
-    if not (ckpt_dir.is_dir() and marker.exists() and not (ckpt_dir / COMPLETE).exists()
-            and json.loads(marker.read_text()) == fp):
-        return None
-    steps = sorted((int(d.name.split("-")[1]), d) for d in ckpt_dir.glob("checkpoint-*")
-                   if d.name.split("-")[1].isdigit())
-    complete = [d for _, d in steps if (d / "trainer_state.json").exists()]
-    return str(complete[-1]) if complete else None
-
-
-def reset_or_resume(ckpt_dir: Path, fp: dict) -> str | None:
-    """Keep the checkpoints of an interrupted run with the same fingerprint; otherwise empty the folder."""
-    resume = resumable_checkpoint(ckpt_dir, fp)
-    if resume is None:  # other params or data, or a finished run being re-run (e.g. after a code change)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        ckpt_dir.mkdir(parents=True)
-        write_json(ckpt_dir / FINGERPRINT, fp)
-    return resume
 
 
 def live_callback(live):
@@ -189,11 +151,11 @@ def _load_unsloth(base_dir: str, p: Train, max_seq_len: int):
 
 
 def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: bool):
-    """TRL's SFTConfig: the ``train`` keys TRL names alike (``params.TRL_KEYS``) pass through unchanged."""
+    """TRL's SFTConfig: the ``train`` keys TRL has too (``params.trl_keys``) pass through unchanged."""
     from trl import SFTConfig
 
     return SFTConfig(
-        **p.model_dump(include=set(TRL_KEYS)),
+        **p.model_dump(include=trl_keys()),
         output_dir=ckpt_dir,
         data_seed=p.seed,
         max_length=max_seq_len,
@@ -215,25 +177,32 @@ def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: 
     )
 
 
-def _plain_loss_trainer(sft_trainer_cls):
-    """SFTTrainer with the model's own loss instead of TRL's fused LM head.
+def _model_loss_trainer(sft_trainer_cls):
+    """SFTTrainer with the model's own loss (``train.loss: model``) instead of TRL's fused LM head.
 
-    TRL computes the loss through a tiled LM head that also yields per-token entropy and top-1 accuracy;
-    on CPU its tiles are re-projected in backward over SmolLM2's 49k vocabulary, which costs ~25% of a
-    step. The model's own cross-entropy gives the same loss (labels are already -100 outside the answer).
-    ``train.token_metrics: true`` brings TRL's metrics back.
+    TRL 1.15 always computes the loss through a tiled LM head that also yields per-token entropy and top-1
+    accuracy (its ``compute_loss_func`` option still runs that head, in an extra forward pass); on CPU its
+    tiles are re-projected in backward over SmolLM2's 49k vocabulary, which costs ~25% of a step. The
+    model's own cross-entropy gives the same loss (labels are already -100 outside the answer). The count
+    of real tokens TRL logs as ``num_tokens`` is kept here, in public methods only.
     """
     from transformers import Trainer
 
-    class PlainLossSFTTrainer(sft_trainer_cls):
+    class ModelLossSFTTrainer(sft_trainer_cls):
+        trained_tokens = 0
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if model.training:  # keep TRL's running count of real tokens (logged as num_tokens)
+            if model.training:
                 mask = inputs.get("attention_mask")
-                self._total_train_tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
-                self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+                self.trained_tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
-    return PlainLossSFTTrainer
+        def log(self, logs, start_time=None):
+            if self.model.training:
+                logs["num_tokens"] = float(self.trained_tokens)
+            super().log(logs, start_time)
+
+    return ModelLossSFTTrainer
 
 
 def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
@@ -258,7 +227,7 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
         model, tokenizer, lora = _load_peft(str(paths.base), p, has_cuda)
     bf16 = (next(model.parameters()).dtype == torch.bfloat16
             or (p.method == "full" and precision.resolve(p.precision, has_cuda) == "bf16"))
-    trainer_cls = SFTTrainer if p.token_metrics else _plain_loss_trainer(SFTTrainer)
+    trainer_cls = SFTTrainer if p.loss == "trl" else _model_loss_trainer(SFTTrainer)
     trainer = trainer_cls(
         model=model, args=sft_config(p, template_p.max_seq_len, str(paths.checkpoints), has_cuda, bf16),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
@@ -301,16 +270,18 @@ def launch_command(num_processes: int, stage_args: list[str]) -> list[str]:
             *stage_args]
 
 
-def _fingerprint_of(paths: Paths, p: Train, template_p: Template) -> dict:
-    return fingerprint(p, template_p, [paths.data / "train.jsonl", paths.data / "validation.jsonl",
-                                       paths.base / "model.safetensors"])
+def checkpoints(paths: Paths, p: Train, template_p: Template) -> Checkpoints:
+    """The checkpoint folder, fingerprinted by every train param, max_seq_len and the input files."""
+    return Checkpoints(paths.checkpoints, fingerprint(
+        {"train": p.model_dump(), "max_seq_len": template_p.max_seq_len},
+        [paths.data / "train.jsonl", paths.data / "validation.jsonl", paths.base / "model.safetensors"]))
 
 
-def prepare(paths: Paths, p: Train, template_p: Template) -> str | None:
-    """Run once per stage, before any worker: check the params against this machine, fingerprint the inputs,
-    and reset or keep the checkpoint folder; return the checkpoint to resume from."""
+def prepare(paths: Paths, p: Train, template_p: Template) -> ResumePoint | None:
+    """Run once per stage, before any worker: check the params against this machine, then reset or keep the
+    checkpoint folder; return where to resume."""
     resolve_backend(p, cuda_available())  # impossible params fail before any checkpoint is touched
-    return reset_or_resume(paths.checkpoints, _fingerprint_of(paths, p, template_p))
+    return checkpoints(paths, p, template_p).prepare()
 
 
 def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tuple = ()) -> dict:
@@ -322,7 +293,7 @@ def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tupl
     from dvclive import Live
 
     if launched():  # a DDP worker: the stage prepared the folder once before starting the workers
-        resume = resumable_checkpoint(paths.checkpoints, _fingerprint_of(paths, p, template_p))
+        resume = checkpoints(paths, p, template_p).resume_point()
     else:
         resume = prepare(paths, p, template_p)
     main = is_main_process()
@@ -330,19 +301,20 @@ def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tupl
     callbacks = [live_callback(live)] if main else []
     trainer, tokenizer, backend = build_trainer(paths, p, template_p, [*callbacks, *extra_callbacks])
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
+    result = trainer.train(resume_from_checkpoint=str(resume.path) if resume else None)
     elapsed = time.perf_counter() - start
     evals = [log for log in trainer.state.log_history if "eval_loss" in log]
     if not evals or evals[-1]["step"] != trainer.state.global_step:  # the last step was not an eval step
         evals.append({**trainer.evaluate(), "step": trainer.state.global_step})
     final_eval = evals[-1]
     summary = {"backend": backend, "steps": trainer.state.global_step, "train_loss": result.training_loss,
-               "eval_loss": final_eval["eval_loss"], "runtime_s": elapsed, "resumed_from": resume,
+               "eval_loss": final_eval["eval_loss"], "runtime_s": elapsed,
+               "resumed_from": str(resume.path) if resume else None,
                "processes": trainer.args.world_size}
     if not main:
         return summary
     live.summary["train/runtime_s"] = round(elapsed, 1)
-    live.summary["train/resumed_from_step"] = int(resume.rsplit("-", 1)[1]) if resume else 0
+    live.summary["train/resumed_from_step"] = resume.step if resume else 0
     live.summary["train/processes"] = trainer.args.world_size
     live.end()
 
@@ -361,5 +333,5 @@ def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tupl
         else:
             merge_fp32(str(paths.base), str(paths.adapter)).save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
-    (paths.checkpoints / COMPLETE).touch()
+    checkpoints(paths, p, template_p).finish()
     return summary

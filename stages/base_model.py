@@ -7,7 +7,7 @@ from prodqa.stage import parser, run
 
 def main(argv=None):
     args = parser(__doc__, "out", "metrics").parse_args(argv)
-    p = params.load("model", args.params)
+    p = params.load(params.Model, args.params)
     write_json(args.metrics, base_model.materialise(p.base, args.out))
 
 

@@ -7,7 +7,7 @@ from prodqa.stage import parser, run
 
 def main(argv=None):
     args = parser(__doc__, "src", "out", "metrics").parse_args(argv)
-    p = params.load("clean", args.params)
+    p = params.load(params.Clean, args.params)
     write_json(args.metrics, clean.clean(args.src, args.out, p))
 
 

@@ -15,9 +15,9 @@ from prodqa.stage import parser, run
 
 def main(argv=None):
     args = parser(__doc__, "model", "sample", "answers", "metrics").parse_args(argv)
-    p = params.load("evaluate", args.params)
-    gp = params.load("generate", args.params)
-    tp = params.load("template", args.params)
+    p = params.load(params.Evaluate, args.params)
+    gp = params.load(params.Generate, args.params)
+    tp = params.load(params.Template, args.params)
 
     from dvclive import Live
     from transformers import AutoModelForCausalLM, AutoTokenizer

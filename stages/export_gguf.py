@@ -8,12 +8,12 @@ from prodqa.stage import parser, run
 
 
 def main(argv=None):
-    args = parser(__doc__, "model", "base", "test", "out", "metrics").parse_args(argv)
-    p = params.load("export_gguf", args.params)
-    tp = params.load("template", args.params)
-    gp = params.load("generate", args.params)
+    args = parser(__doc__, "merged", "base", "test", "out", "metrics").parse_args(argv)
+    p = params.load(params.ExportGguf, args.params)
+    tp = params.load(params.Template, args.params)
+    gp = params.load(params.Generate, args.params)
     rows = pq.read_table(args.test, columns=["title", "content"]).to_pylist()
-    write_json(args.metrics, export_gguf.export(args.model, rows, args.out, p, tp, gp, base_dir=args.base))
+    write_json(args.metrics, export_gguf.export(args.merged, rows, args.out, p, tp, gp, base_dir=args.base))
 
 
 if __name__ == "__main__":

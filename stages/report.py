@@ -11,7 +11,7 @@ from prodqa.stage import parser, run
 
 def main(argv=None):
     args = parser(__doc__, "base_answers", "base_metrics", "tuned_answers", "tuned_metrics", "train_plots", "out").parse_args(argv)
-    p = params.load("report", args.params)
+    p = params.load(params.Report, args.params)
     metrics, answers = {}, {}
     for model in ("base", "tuned"):
         metrics[model] = json.loads(Path(getattr(args, f"{model}_metrics")).read_text())

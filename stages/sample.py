@@ -11,7 +11,7 @@ from prodqa.stage import parser, run
 
 def main(argv=None):
     args = parser(__doc__, "src", "out", "metrics").parse_args(argv)
-    p = params.load("sample", args.params)
+    p = params.load(params.Sample, args.params)
     parts, metrics = sample.sample(pq.read_table(args.src), p)
     with atomic_path(args.out, is_dir=True) as tmp:
         for name, table in parts.items():

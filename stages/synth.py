@@ -6,7 +6,7 @@ from prodqa.stage import parser, run
 
 def main(argv=None):
     args = parser(__doc__, "out").parse_args(argv)
-    p = params.load("synth", args.params)
+    p = params.load(params.Synth, args.params)
     synth.write(args.out, p.n_products, p.seed)
 
 

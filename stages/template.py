@@ -10,11 +10,11 @@ from prodqa.stage import parser, run
 
 
 def main(argv=None):
-    args = parser(__doc__, "src", "model", "out", "metrics").parse_args(argv)
-    p = params.load("template", args.params)
+    args = parser(__doc__, "src", "base", "out", "metrics").parse_args(argv)
+    p = params.load(params.Template, args.params)
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(args.base)
     metrics = {}
     with atomic_path(args.out, is_dir=True) as tmp:
         for split in ("train", "validation"):

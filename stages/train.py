@@ -13,10 +13,10 @@ from prodqa.stage import parser, run
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    args = parser(__doc__, "model", "data", "adapter", "merged", "checkpoints", "metrics").parse_args(argv)
-    p = params.load("train", args.params)
-    template_p = params.load("template", args.params)
-    paths = train.Paths.of(base=args.model, data=args.data, adapter=args.adapter, merged=args.merged,
+    args = parser(__doc__, "base", "data", "adapter", "merged", "checkpoints", "metrics").parse_args(argv)
+    p = params.load(params.Train, args.params)
+    template_p = params.load(params.Template, args.params)
+    paths = train.Paths.of(base=args.base, data=args.data, adapter=args.adapter, merged=args.merged,
                            checkpoints=args.checkpoints, metrics=args.metrics)
     if p.num_processes > 1 and not train.launched():
         train.prepare(paths, p, template_p)  # once, before the workers start; they only look

@@ -9,7 +9,7 @@ from prodqa.stage import parser, run
 
 def main(argv=None):
     args = parser(__doc__, "raw", "out", "metrics").parse_args(argv)
-    p = params.load("unpack", args.params)
+    p = params.load(params.Unpack, args.params)
     metrics = unpack.unpack(args.raw, args.out, **p.model_dump())
     if metrics["skipped"]:
         print(f"{metrics['source']}: skipped {metrics['skipped']} bad lines {metrics['skipped_by_kind']}",

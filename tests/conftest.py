@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,23 @@ import pytest
 from prodqa import params, template
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def needs_llama_cpp():
+    """llama-cpp-python, or a skip; under CI a failure: `make setup` installs it, so missing there means broken."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        if os.environ.get("CI"):
+            pytest.fail("llama-cpp-python is missing: `make setup` installs it (tools/llama_cpp_wheel.py)")
+        pytest.skip("needs llama-cpp-python (make setup installs it)")
+    import llama_cpp
+
+    return llama_cpp
+
+
+@pytest.fixture
+def llama_cpp_installed():
+    """For ``@pytest.mark.usefixtures``: :func:`needs_llama_cpp` before the test."""
+    return needs_llama_cpp()
 
 
 @pytest.fixture
@@ -73,23 +92,34 @@ def tiny_model(tmp_path_factory) -> str:
     return str(out)
 
 
-@pytest.fixture(scope="session")
-def lively_model(tmp_path_factory, tiny_model):
-    """The tiny model with larger random weights: its greedy answers are words that depend on the prompt
-    (the tiny model's own initialisation answers every prompt with newlines, which checks nothing)."""
+def _lively(tmp_path_factory, tiny_model, seed: int) -> str:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     with torch.no_grad():
         for weight in model.parameters():
             if weight.dim() == 2:
                 weight.normal_(0, 0.5)
-    out = tmp_path_factory.mktemp("lively-llama")
+    out = tmp_path_factory.mktemp(f"lively-llama-{seed}")
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(tiny_model).save_pretrained(out)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def lively_model(tmp_path_factory, tiny_model):
+    """The tiny model with larger random weights: its greedy answers are words that depend on the prompt
+    (the tiny model's own initialisation answers every prompt with newlines, which checks nothing)."""
+    return _lively(tmp_path_factory, tiny_model, seed=1)
+
+
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory, tiny_model):
+    """Another lively model (other weights): where a test has a base and a fine-tuned model, they must
+    answer differently, so a swapped model or panel shows."""
+    return _lively(tmp_path_factory, tiny_model, seed=2)
 
 
 TUTU = "This neon pink ballet tutu from Dickies is made of nylon. It features two side pockets."

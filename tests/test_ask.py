@@ -12,6 +12,8 @@ from prodqa import ask, params, template
 from prodqa.catalog import TitleIndex
 from prodqa.files import DataError
 
+from .conftest import needs_llama_cpp
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -103,7 +105,7 @@ def test_ask_streams_the_models_greedy_answer_with_the_hf_model(tmp_path, tiny_m
                "--catalog", catalog, "--max-tokens", "6", "--params", prm)
     assert proc.returncode == 0, proc.stderr
     assert "grounded on: Girls Ballet Tutu Neon Pink (match 100)" in proc.stderr
-    tp = params.load("template", prm)
+    tp = params.load(params.Template, prm)
     product = {"title": "Girls Ballet Tutu Neon Pink", "content": "High quality 3 layer ballet tutu."}
     tok = AutoTokenizer.from_pretrained(tiny_model)
     ids = tok.apply_chat_template(template.prompt("What is Girls Ballet Tutu Neon Pink?", tp, product),
@@ -118,7 +120,7 @@ def test_ask_streams_the_models_greedy_answer_with_the_hf_model(tmp_path, tiny_m
 @pytest.mark.slow
 def test_ask_streams_the_q8_0_gguf_answer_from_llama_cpp(tmp_path, tiny_model, shipped):
     """The default path: the q8_0 GGUF streamed by llama.cpp gives llama.cpp's own greedy tokens."""
-    pytest.importorskip("llama_cpp")
+    needs_llama_cpp()
     from transformers import AutoTokenizer
 
     from prodqa import export_gguf, llamacpp
@@ -129,7 +131,7 @@ def test_ask_streams_the_q8_0_gguf_answer_from_llama_cpp(tmp_path, tiny_model, s
     proc = cli("ask", "What is Girls Ballet Tutu Neon Pink?", "--model", str(gguf), "--max-tokens", "6", "--params", prm)
     assert proc.returncode == 0, proc.stderr
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    prompt = tok.apply_chat_template(template.prompt("What is Girls Ballet Tutu Neon Pink?", params.load("template", prm)),
+    prompt = tok.apply_chat_template(template.prompt("What is Girls Ballet Tutu Neon Pink?", params.load(params.Template, prm)),
                                      add_generation_prompt=True, tokenize=True, return_dict=False)
     eos = {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")}
     greedy = llamacpp.run(gguf, greedy=[list(prompt)], n_tokens=6, eos=eos).greedy[0]

@@ -5,7 +5,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from prodqa import evaluate, params, template
+from prodqa import evaluate, generate, params, template
+from prodqa import report as report_module
 from stages import evaluate as stage
 
 
@@ -54,7 +55,7 @@ def _prompts(model_dir, tp):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     rows = [{"title": t} for t in ("Tutu", "A much longer title of a toy", "Mug")]
-    ids = [evaluate.encode_prompt(template.prompt(q, tp), tokenizer) for q in evaluate.questions(rows, tp, seen=False)]
+    ids = [template.encode(template.prompt(q, tp), tokenizer) for q in evaluate.questions(rows, tp, seen=False)]
     assert len({len(i) for i in ids}) > 1  # different lengths, so padding happens
     return model, tokenizer, ids
 
@@ -62,19 +63,11 @@ def _prompts(model_dir, tp):
 def test_batched_generation_matches_one_at_a_time(lively_model, gp, tp):
     """Left padding must not change a greedy answer: batch of 3 == three batches of 1."""
     model, tokenizer, ids = _prompts(lively_model, tp)
-    batched = evaluate.generate(model, tokenizer, ids, gp, batch_size=3)
-    single = [evaluate.generate(model, tokenizer, [i], gp, batch_size=1)[0] for i in ids]
-    assert batched == single
-    assert all(batched) and len(set(batched)) == 3  # real, prompt-dependent answers were compared
-
-
-@pytest.mark.slow
-def test_compiled_decoding_gives_the_eager_answers(lively_model, gp, tp):
-    """evaluate.torch_compile (static cache, compiled decode step, prompts padded to 64 and batches filled up
-    to batch_size with copies of a real row) changes speed only."""
-    model, tokenizer, ids = _prompts(lively_model, tp)
-    eager = evaluate.generate(model, tokenizer, ids, gp, batch_size=3)
-    assert evaluate.generate(model, tokenizer, ids, gp, batch_size=5, compile=True) == eager
+    batched = generate.generate(model, tokenizer, ids, gp, batch_size=3)
+    single = [generate.generate(model, tokenizer, [i], gp, batch_size=1)[0] for i in ids]
+    assert [b.text for b in batched] == [s.text for s in single]
+    assert [b.confidence for b in batched] == pytest.approx([s.confidence for s in single], abs=1e-3)
+    assert all(b.text for b in batched) and len({b.text for b in batched}) == 3  # real, prompt-dependent answers
 
 
 def test_reference_loss_is_the_answer_tokens_nll(tiny_model, tp):
@@ -114,7 +107,9 @@ def test_seen_questions_are_phrasings_the_product_never_had_in_training(tp):
 
 
 @pytest.mark.slow
-def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, tiny_model, params_file):
+def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, lively_model, other_model, params_file):
+    """Base (other_model) and fine-tuned (lively_model) answer differently: each set of answers is its own
+    model's, and the report puts each in its own column."""
     from stages import report as report_stage
 
     sample = tmp_path / "sample"
@@ -124,8 +119,8 @@ def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, tiny_model, par
                                              for i in range(4)]), sample / f"{split}.parquet")
     prm = params_file({"generate.max_new_tokens": 6, "evaluate.seen_examples": 3, "evaluate.unseen_examples": 2,
                        "template.max_seq_len": 64})
-    for name in ("base", "tuned"):
-        stage.main(["--params", prm, "--model", tiny_model, "--sample", str(sample),
+    for name, model in (("base", other_model), ("tuned", lively_model)):
+        stage.main(["--params", prm, "--model", model, "--sample", str(sample),
                     "--answers", str(tmp_path / "answers" / name), "--metrics", str(tmp_path / "metrics" / name)])
     metrics = json.loads((tmp_path / "metrics" / "tuned" / "metrics.json").read_text())
     assert metrics["seen"]["examples"] == 3 and metrics["unseen"]["examples"] == 2
@@ -133,8 +128,16 @@ def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, tiny_model, par
     assert {"rouge1", "rouge2", "rougeL", "bleu", "empty_answers", "degenerate_answers"} <= set(metrics["unseen"])
     seen = [json.loads(line) for line in (tmp_path / "answers" / "tuned" / "seen.jsonl").read_text().splitlines()]
     assert [a["title"] for a in seen] == ["train Tutu 0", "train Tutu 1", "train Tutu 2"]
+    assert all(0 < a["confidence"] <= 1 for a in seen)
+    base_seen = [json.loads(line) for line in (tmp_path / "answers" / "base" / "seen.jsonl").read_text().splitlines()]
+    assert all(a["answer"] and a["answer"] != b["answer"] for a, b in zip(seen, base_seen))  # two models, two answers
     report_stage.main(["--params", prm, "--out", str(tmp_path / "report"), "--train_plots", str(tmp_path / "none"),
                        *(a for m in ("base", "tuned") for a in (f"--{m}_answers", str(tmp_path / "answers" / m),
                                                              f"--{m}_metrics", str(tmp_path / "metrics" / m / "metrics.json")))])
-    assert (tmp_path / "report" / "report.md").read_text().startswith("# Base vs fine-tuned")
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert report.startswith("# Base vs fine-tuned")
+    first = report.split("### 1. ", 1)[1].split("###", 1)[0]  # the first seen product's side-by-side table
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in first.splitlines() if line.startswith("| ")}
+    assert report_module._cell(base_seen[0]["answer"]) in rows["base"]
+    assert report_module._cell(seen[0]["answer"]) in rows["fine-tuned"]
     assert (tmp_path / "report" / "metrics_bars.png").stat().st_size > 1000

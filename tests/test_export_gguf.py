@@ -4,20 +4,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prodqa import export_gguf, llamacpp, params
+from prodqa import export_gguf, generate, gguf_writer, llamacpp, params
 from prodqa.export_gguf import ExportError
 from stages import export_gguf as stage
+
+from .conftest import needs_llama_cpp
 
 
 
 def test_permute_interleaves_the_rotary_halves_of_each_head():
     w = np.arange(8 * 2).reshape(8, 2)  # 2 heads of 4 rows: halves [0,1],[2,3] per head
-    out = export_gguf.permute(w, n_head=2)
+    out = gguf_writer.permute(w, n_head=2)
     assert out[:, 0].tolist() == [0, 4, 2, 6, 8, 12, 10, 14]
 
 
 def test_smollm2_vocab_is_gpt2_bpe_with_control_tokens(tiny_model):
-    v = export_gguf.vocab(Path(tiny_model), 49152)
+    v = gguf_writer.vocab(Path(tiny_model), 49152)
     # The tokenizer transformers rebuilds from SmolLM2's GGUF pre-tokenizes as GPT-2 does (ByteLevel regex).
     assert v["model"] == "gpt2" and v["pre"] == "gpt-2"
     assert len(v["tokens"]) == 49152 and len(v["merges"]) > 48000 and " " in v["merges"][0]
@@ -34,7 +36,7 @@ def test_smollm2_hub_pre_tokenizer_is_recognised(tmp_path):
     tok = {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [],
            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
                {"type": "Digits", "individual_digits": True}, {"type": "ByteLevel"}]}}
-    assert export_gguf.vocab(_tokenizer_json(tmp_path, tok), 1)["pre"] == "smollm"
+    assert gguf_writer.vocab(_tokenizer_json(tmp_path, tok), 1)["pre"] == "smollm"
 
 
 # The pre_tokenizer block of Meta-Llama-3's tokenizer.json, as that file spells it (JSON text, not our constant).
@@ -47,17 +49,17 @@ LLAMA3_PRE_TOKENIZER_JSON = r"""{"type": "Sequence", "pretokenizers": [
 def test_llama3_pre_tokenizer_is_recognised(tmp_path):
     tok = {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [],
            "pre_tokenizer": json.loads(LLAMA3_PRE_TOKENIZER_JSON)}
-    assert export_gguf.vocab(_tokenizer_json(tmp_path, tok), 1)["pre"] == "llama-bpe"
+    assert gguf_writer.vocab(_tokenizer_json(tmp_path, tok), 1)["pre"] == "llama-bpe"
     tok["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] += "x"  # another regex is another pre-tokenizer
     with pytest.raises(ExportError, match="pre-tokenizer"):
-        export_gguf.vocab(_tokenizer_json(tmp_path, tok), 1)
+        gguf_writer.vocab(_tokenizer_json(tmp_path, tok), 1)
 
 
 def test_sentencepiece_style_vocab_gets_scores_and_byte_tokens(tmp_path):
     tok = {"model": {"type": "BPE", "byte_fallback": True, "unk_token": "<unk>",
                      "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x0A>": 3, "▁the": 4}, "merges": []},
            "added_tokens": [{"id": 1, "content": "<s>", "special": True}, {"id": 2, "content": "</s>", "special": True}]}
-    v = export_gguf.vocab(_tokenizer_json(tmp_path, tok), 5)
+    v = gguf_writer.vocab(_tokenizer_json(tmp_path, tok), 5)
     assert v["model"] == "llama" and v["scores"] == [0.0, -1.0, -2.0, -3.0, -4.0]
     assert v["types"] == [2, 3, 3, 6, 1]  # unknown, control, control, byte, normal
 
@@ -65,7 +67,7 @@ def test_sentencepiece_style_vocab_gets_scores_and_byte_tokens(tmp_path):
 def test_unknown_pre_tokenizer_is_a_clear_error(tmp_path):
     tok = {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Whitespace"}}
     with pytest.raises(ExportError, match="pre-tokenizer"):
-        export_gguf.vocab(_tokenizer_json(tmp_path, tok), 1)
+        gguf_writer.vocab(_tokenizer_json(tmp_path, tok), 1)
 
 
 @pytest.mark.parametrize("ftype, tolerance", [("f16", 1e-3), ("q8_0", 2e-2)])
@@ -73,7 +75,7 @@ def test_gguf_round_trip_through_transformers(tmp_path, tiny_model, ftype, toler
     """transformers reads GGUF back (undoing the q/k permutation): same weights, same tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    export_gguf.write(tiny_model, tmp_path / "m.gguf", ftype)
+    gguf_writer.write(tiny_model, tmp_path / "m.gguf", ftype)
     original = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="m.gguf").state_dict()
     assert set(loaded) == set(original)
@@ -109,12 +111,23 @@ def test_a_k_quant_without_f16_is_a_params_error_before_any_work(shipped):
 def test_schema_types_are_exactly_the_ones_export_writes():
     from typing import get_args
 
-    assert set(get_args(params.GgufType)) == export_gguf.GGUF_TYPES | set(export_gguf.K_QUANTS)
+    import gguf
+
+    assert set(get_args(params.GgufType)) == set(params.GGUF_TYPES)
+    for ftype, (maker, name) in params.GGUF_TYPES.items():  # every name resolves, to the type it is listed as
+        if maker == "gguf-py":
+            assert gguf.LlamaFileType[name].name.lower().endswith(ftype.replace("f32", "all_f32")), ftype
+        else:
+            llama_cpp = needs_llama_cpp()
+            assert name.lower().endswith(ftype) and isinstance(getattr(llama_cpp, name), int), ftype
 
 
 @pytest.mark.slow
-def test_stage_writes_verified_f16_and_q8_0_in_llama_cpp(tmp_path, tiny_model, params_file):
-    pytest.importorskip("llama_cpp")
+def test_stage_writes_verified_f16_and_q8_0_in_llama_cpp(tmp_path, lively_model, other_model, params_file):
+    """Fine-tuned (lively_model) and base (other_model) answer differently: each file holds its own model."""
+    needs_llama_cpp()
+    from transformers import AutoModelForCausalLM
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -123,7 +136,7 @@ def test_stage_writes_verified_f16_and_q8_0_in_llama_cpp(tmp_path, tiny_model, p
                                          for i in range(2)]), test)
     prm = params_file({"export_gguf.verify_questions": 2, "export_gguf.verify_tokens": 12,
                        "export_gguf.min_top1_agreement": 0.5})
-    stage.main(["--params", prm, "--model", tiny_model, "--base", tiny_model, "--test", str(test),
+    stage.main(["--params", prm, "--merged", lively_model, "--base", other_model, "--test", str(test),
                 "--out", str(tmp_path / "gguf"), "--metrics", str(tmp_path / "export.json")])
     m = json.loads((tmp_path / "export.json").read_text())
     assert m["verified"] and m["files"]["f16"]["llama_cpp"]["identical_greedy"]
@@ -132,12 +145,18 @@ def test_stage_writes_verified_f16_and_q8_0_in_llama_cpp(tmp_path, tiny_model, p
     assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == ["Modelfile", export_gguf.BASE_FILE,
                                                                    "model-f16.gguf", "model-q8_0.gguf"]
     assert m["base_file"] == export_gguf.BASE_FILE
+    prompt, n = [40, 41, 42, 43, 44], 3  # q8_0 rounding of these large random weights may part later on
+    greedy = {model: generate.greedy_tokens(AutoModelForCausalLM.from_pretrained(model).eval(), prompt, n, eos={-1})
+              for model in (lively_model, other_model)}
+    assert greedy[lively_model] != greedy[other_model]
+    for file, model in (("model-f16.gguf", lively_model), (export_gguf.BASE_FILE, other_model)):
+        assert llamacpp.run(tmp_path / "gguf" / file, greedy=[prompt], n_tokens=n).greedy[0] == greedy[model], file
 
 
 @pytest.mark.slow
 def test_llama3_rope_scaling_survives_export(tmp_path, tiny_model):
     """Llama 3.1+ models carry rope frequency factors; llama.cpp must compute the same logits as transformers."""
-    pytest.importorskip("llama_cpp")
+    needs_llama_cpp()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -150,7 +169,7 @@ def test_llama3_rope_scaling_survives_export(tmp_path, tiny_model):
     model_dir = tmp_path / "llama3"
     LlamaForCausalLM(config).save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    export_gguf.write(model_dir, tmp_path / "m.gguf", "f32")
+    gguf_writer.write(model_dir, tmp_path / "m.gguf", "f32")
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     ids = tokenizer("A pink ballet tutu with three layers of tulle, twelve inches long, for dance class and play.")["input_ids"]
     with torch.no_grad():
@@ -170,7 +189,7 @@ def _one_test_row(tmp_path):
 
 
 def _export(tmp_path, model, prm):
-    stage.main(["--params", prm, "--model", model, "--base", model, "--test", str(_one_test_row(tmp_path)), "--out",
+    stage.main(["--params", prm, "--merged", model, "--base", model, "--test", str(_one_test_row(tmp_path)), "--out",
                 str(tmp_path / "gguf"), "--metrics", str(tmp_path / "export.json")])
 
 
@@ -187,14 +206,14 @@ def _write_from_tampered_weights(tmp_path, tiny_model, monkeypatch):
             p.add_(torch.randn_like(p) * 0.5)
     model.save_pretrained(other)
     AutoTokenizer.from_pretrained(tiny_model).save_pretrained(other)
-    real_write = export_gguf.write
+    real_write = gguf_writer.write
     monkeypatch.setattr(export_gguf, "write", lambda model_dir, out, ftype, **kw: real_write(other, out, ftype, **kw))
 
 
 @pytest.mark.slow
 def test_an_f16_file_that_is_not_the_model_fails_the_stage(tmp_path, tiny_model, params_file, monkeypatch):
     """Verification is real: an f16 GGUF written from other weights does not reproduce the HF model's tokens."""
-    pytest.importorskip("llama_cpp")
+    needs_llama_cpp()
     _write_from_tampered_weights(tmp_path, tiny_model, monkeypatch)
     (tmp_path / "gguf").mkdir()
     (tmp_path / "gguf" / "Modelfile").write_text("the previous export")
@@ -207,7 +226,7 @@ def test_an_f16_file_that_is_not_the_model_fails_the_stage(tmp_path, tiny_model,
 
 @pytest.mark.slow
 def test_a_quantized_file_under_min_top1_agreement_fails_the_stage(tmp_path, tiny_model, params_file, monkeypatch):
-    pytest.importorskip("llama_cpp")
+    needs_llama_cpp()
     _write_from_tampered_weights(tmp_path, tiny_model, monkeypatch)
     prm = params_file({"export_gguf.types": ["q8_0"], "export_gguf.verify_questions": 1})
     with pytest.raises(ExportError, match=r"q8_0 GGUF: top-1 agreement 0\.\d+ at the [1-9]\d*/\d+ positions where the HF model's top two "
@@ -226,6 +245,12 @@ def test_verify_false_writes_the_files_without_running_llama_cpp(tmp_path, tiny_
     assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == ["Modelfile", export_gguf.BASE_FILE,
                                                                    "model-f16.gguf", "model-q8_0.gguf"]
     assert m["base_file"] == export_gguf.BASE_FILE
+    prompt, n = [40, 41, 42, 43, 44], 3  # q8_0 rounding of these large random weights may part later on
+    greedy = {model: generate.greedy_tokens(AutoModelForCausalLM.from_pretrained(model).eval(), prompt, n, eos={-1})
+              for model in (lively_model, other_model)}
+    assert greedy[lively_model] != greedy[other_model]
+    for file, model in (("model-f16.gguf", lively_model), (export_gguf.BASE_FILE, other_model)):
+        assert llamacpp.run(tmp_path / "gguf" / file, greedy=[prompt], n_tokens=n).greedy[0] == greedy[model], file
 
 
 def test_llama3_modelfile_uses_its_headers_and_stop_tokens(tiny_model, shipped):
@@ -245,7 +270,7 @@ def test_llama3_modelfile_uses_its_headers_and_stop_tokens(tiny_model, shipped):
 @pytest.mark.slow
 def test_k_quant_is_made_from_the_f16_file_and_verified(tmp_path, params_file):
     """q4_k_m needs rows that are multiples of 256: a 256-wide tiny Llama."""
-    pytest.importorskip("llama_cpp")
+    needs_llama_cpp()
     from prodqa import llamacpp
 
     model = llamacpp.tiny_model(tmp_path / "wide", vocab=512)
@@ -262,7 +287,7 @@ def test_k_quant_is_made_from_the_f16_file_and_verified(tmp_path, params_file):
 
     test = tmp_path / "test.parquet"
     pq.write_table(pa.Table.from_pylist([{"title": "Tutu", "content": "A pink tutu."}]), test)
-    stage.main(["--params", prm, "--model", str(model), "--base", str(model), "--test", str(test), "--out", str(tmp_path / "g"),
+    stage.main(["--params", prm, "--merged", str(model), "--base", str(model), "--test", str(test), "--out", str(tmp_path / "g"),
                 "--metrics", str(tmp_path / "m.json")])
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["files"]["q4_k_m"]["bytes"] < m["files"]["f16"]["bytes"] / 2
@@ -283,4 +308,4 @@ def test_hf_reference_attends_to_prompt_tokens_equal_to_the_pad_id(lively_model)
     with torch.inference_mode():
         for _ in range(8):
             expected.append(int(model(input_ids=torch.tensor([prompt + expected])).logits[0, -1].argmax()))
-    assert export_gguf.hf_greedy(model, prompt, 8, eos={7, 300}) == expected[: expected.index(7) + 1 if 7 in expected else 8]
+    assert generate.greedy_tokens(model, prompt, 8, eos={7, 300}) == expected[: expected.index(7) + 1 if 7 in expected else 8]

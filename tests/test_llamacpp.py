@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import llama_cpp_wheel  # noqa: E402
 
-needs_llama = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed")
+needs_llama = pytest.mark.usefixtures("llama_cpp_installed")  # a skip, or under CI a failure
 
 
 def test_a_crash_in_llama_cpp_is_an_error_naming_the_file_and_the_fix(tmp_path, monkeypatch):
@@ -84,3 +84,19 @@ def test_installed_ggml_cpu_library_has_no_amx_instructions():
 def test_amx_pattern_matches_what_objdump_prints():
     assert llama_cpp_wheel.AMX_MNEMONICS.findall("  4f: tilezero %tmm4\n  53: tdpbssd %tmm2,%tmm1,%tmm0") == ["tilezero", "tdpbssd"]
     assert not re.search(llama_cpp_wheel.AMX_MNEMONICS, "vpdpbusd %zmm1,%zmm2,%zmm3")
+
+
+@pytest.mark.parametrize("ci, outcome", [("1", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_llama_cpp_tests_fail_under_ci_when_it_is_missing(monkeypatch, ci, outcome):
+    """make setup installs llama-cpp-python, so under CI its absence is a broken set-up, not a reason to skip."""
+    from .conftest import needs_llama_cpp
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    monkeypatch.setenv("CI", ci)
+    try:
+        needs_llama_cpp()
+    except BaseException as raised:  # pytest's skip and fail are BaseExceptions: catch either, then compare
+        assert type(raised) is outcome and "llama-cpp-python" in str(raised)
+    else:
+        raise AssertionError("needs_llama_cpp() neither failed nor skipped without llama-cpp-python")

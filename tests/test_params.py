@@ -40,4 +40,13 @@ def test_missing_section(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("data:\n  raw: x\n")
     with pytest.raises(ParamsError, match="section 'clean' is missing"):
-        params.load("clean", path)
+        params.load(params.Clean, path)
+
+
+@pytest.mark.parametrize("duplicate", ["What is {title}?", "what is  {title}?", "WHAT IS {title}?"])
+def test_a_phrasing_listed_twice_is_refused(shipped, duplicate):
+    """The held-out phrasing of a product must differ from the ones it was trained on: a list holding the
+    same phrasing twice (up to case and spacing) could hold it out and train on it at once."""
+    questions = [*shipped["template"]["questions"], duplicate]
+    with pytest.raises(params.ParamsError, match=r"template: .*questions 'What is \{title\}\?' and .* are the same phrasing"):
+        params.parse("template", {**shipped["template"], "questions": questions})

@@ -1,5 +1,6 @@
 """The local web app: the answering logic in-process, and the page itself in headless Chromium."""
 
+import importlib.util
 import json
 import os
 import socket
@@ -15,19 +16,22 @@ import pytest
 from prodqa import params
 from prodqa.files import DataError
 
+from .conftest import needs_llama_cpp
+
 ROOT = Path(__file__).resolve().parents[1]
 TUTU = "Girls Ballet Tutu Neon Pink"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's chromium, chromium-driver
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, lively_model):
-    """A tiny GGUF as both models, a two-product catalog and greedy params with short answers."""
-    pytest.importorskip("llama_cpp")
-    from prodqa import export_gguf
+def served(tmp_path_factory, lively_model, other_model):
+    """Two tiny GGUFs that answer differently (fine-tuned, base), a two-product catalog and greedy params."""
+    needs_llama_cpp()
+    from prodqa import gguf_writer
 
     where = tmp_path_factory.mktemp("served")
-    export_gguf.write(lively_model, where / "model-q8_0.gguf", "q8_0")
+    gguf_writer.write(lively_model, where / "model-q8_0.gguf", "q8_0")
+    gguf_writer.write(other_model, where / "base-q8_0.gguf", "q8_0")
     pq.write_table(pa.Table.from_pylist([
         {"uid": "1", "title": TUTU, "content": "High quality 3 layer ballet tutu."},
         {"uid": "2", "title": "Lodge Pre-Seasoned Cast Iron Skillet", "content": "A 12-inch skillet."},
@@ -42,9 +46,9 @@ def answerer(served, **paths):
     from prodqa.serve import Answerer
 
     prm = served / "params.yaml"
-    kw = {"base": served / "model-q8_0.gguf", "tuned": served / "model-q8_0.gguf",
+    kw = {"base": served / "base-q8_0.gguf", "tuned": served / "model-q8_0.gguf",
           "catalog": served / "products.parquet", **paths}
-    return Answerer(params.load("template", prm), params.load("generate", prm), **kw)
+    return Answerer(params.load(params.Template, prm), params.load(params.Generate, prm), **kw)
 
 
 def final(answerer_, question):
@@ -52,9 +56,9 @@ def final(answerer_, question):
     return note, answers
 
 
-def ask_cli(served, question, *flags) -> str:
+def ask_cli(served, question, *flags, model="model-q8_0.gguf") -> str:
     """What `python -m prodqa ask` prints for the same model and params: the reference the page must show."""
-    proc = subprocess.run([sys.executable, "-m", "prodqa", "ask", question, "--model", str(served / "model-q8_0.gguf"),
+    proc = subprocess.run([sys.executable, "-m", "prodqa", "ask", question, "--model", str(served / model),
                            "--catalog", str(served / "products.parquet"), "--params", str(served / "params.yaml"),
                            *flags], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
@@ -67,7 +71,8 @@ def test_three_answers_are_the_models_own_and_the_grounded_one_names_its_product
     assert note == ""
     closed, grounded = ask_cli(served, f"What is {TUTU}?"), ask_cli(served, f"What is {TUTU}?", "--grounded")
     assert closed != grounded  # the description in the prompt changes the answer
-    assert answers["tuned"].text == answers["base"].text == closed  # the same file serves as both here
+    assert answers["tuned"].text == closed and answers["base"].text == ask_cli(served, f"What is {TUTU}?", model="base-q8_0.gguf")
+    assert answers["base"].text != answers["tuned"].text  # two models: a swapped panel would show
     assert answers["grounded"].text == grounded
     assert answers["grounded"].note == f"Grounded on: {TUTU} (match 100)"
     for answer in answers.values():
@@ -101,6 +106,39 @@ def test_missing_models_and_catalog_say_which_target_builds_them(tmp_path, shipp
     assert a.suggest("tutu") == []
 
 
+def test_serve_listens_on_this_machine_only_unless_told(tmp_path, shipped, monkeypatch):
+    """The default bind is 127.0.0.1 (a page on 0.0.0.0 also answers on 127.0.0.1, so the browser test
+    cannot tell); --host opens it to the network."""
+    import gradio as gr
+
+    from prodqa import serve
+
+    binds = []
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: binds.append(kw["server_name"]))
+    (tmp_path / "params.yaml").write_text(json.dumps(shipped))
+    paths = ["--params", str(tmp_path / "params.yaml"), "--base", str(tmp_path / "b.gguf"),
+             "--model", str(tmp_path / "t.gguf"), "--catalog", str(tmp_path / "c.parquet"), "--root", str(tmp_path)]
+    serve.main(paths)
+    serve.main([*paths, "--host", "0.0.0.0"])
+    assert binds == ["127.0.0.1", "0.0.0.0"]
+
+
+@pytest.mark.slow
+def test_a_truncated_gguf_is_a_panel_note_and_a_one_line_ask_error(served, tmp_path):
+    """llama-cpp-python raises ValueError on a file it cannot load: serve starts and says so in the panel,
+    ask prints one line and exits 2 (neither shows a traceback)."""
+    broken = tmp_path / "model-q8_0.gguf"
+    broken.write_bytes((served / "model-q8_0.gguf").read_bytes()[:5000])
+    a = answerer(served, tuned=broken)
+    _, answers = final(a, f"What is {TUTU}?")
+    assert "not a GGUF model llama.cpp can load" in answers["tuned"].note and answers["tuned"].text == ""
+    assert answers["base"].text  # the other panels still answer
+    proc = subprocess.run([sys.executable, "-m", "prodqa", "ask", "What is a tutu?", "--model", str(broken),
+                           "--params", str(served / "params.yaml")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ") and "not a GGUF model llama.cpp can load" in proc.stderr
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,7 +150,7 @@ def server(served):
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen([sys.executable, "-m", "prodqa", "serve", "--port", str(port),
-                             "--base", str(served / "model-q8_0.gguf"), "--model", str(served / "model-q8_0.gguf"),
+                             "--base", str(served / "base-q8_0.gguf"), "--model", str(served / "model-q8_0.gguf"),
                              "--catalog", str(served / "products.parquet"), "--params", str(served / "params.yaml"),
                              "--root", str(served)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -175,7 +213,8 @@ def test_the_page_in_chromium_streams_three_answers_and_reports_bad_input(served
     browser.find_element(By.ID, "ask").click()
     wait.until(lambda d: all("done in" in _text(d, f"#status-{p}") for p in ("base", "tuned", "grounded")))
     closed, grounded = ask_cli(served, f"What is {TUTU}?"), ask_cli(served, f"What is {TUTU}?", "--grounded")
-    assert _text(browser, "#answer-tuned textarea") == _text(browser, "#answer-base textarea") == closed
+    assert _text(browser, "#answer-tuned textarea") == closed
+    assert _text(browser, "#answer-base textarea") == ask_cli(served, f"What is {TUTU}?", model="base-q8_0.gguf") != closed
     assert _text(browser, "#answer-grounded textarea") == grounded
     assert f"Grounded on: {TUTU} (match 100)" in _text(browser, "#status-grounded")
     screenshot = Path(os.environ.get("PRODQA_SCREENSHOT_DIR", served)) / "serve.png"
@@ -202,4 +241,4 @@ def test_questions_sent_together_are_queued_not_dropped(served, server):
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(ask, range(3)))
     closed = ask_cli(served, f"What is {TUTU}?")
-    assert [r[3] for r in results] == [closed] * 3  # (note, base, base status, tuned, …)
+    assert [r[2] for r in results] == [closed] * 3  # (note, base, tuned, grounded, their statuses)

@@ -86,9 +86,9 @@ def test_stage_smoke(tmp_path, tiny_model, params_file):
     for split in ("train", "validation", "test"):
         pq.write_table(pa.Table.from_pylist([{"uid": "1", "title": f"{split} tutu", "content": DESC}]),
                        src / f"{split}.parquet")
-    stage.main(["--params", params_file(), "--src", str(src), "--model", tiny_model, "--out", str(tmp_path / "t"),
+    stage.main(["--params", params_file(), "--src", str(src), "--base", tiny_model, "--out", str(tmp_path / "t"),
                 "--metrics", str(tmp_path / "m.json")])
     lines = [json.loads(x) for x in (tmp_path / "t" / "train.jsonl").read_text().splitlines()]
-    assert len(lines) == params.load("template", params_file()).phrasings_per_product
+    assert len(lines) == params.load(params.Template, params_file()).phrasings_per_product
     assert all(x["completion"][0]["content"] == DESC for x in lines)
     assert json.loads((tmp_path / "m.json").read_text())["validation"]["examples"] == 1

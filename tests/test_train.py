@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from prodqa import params, train
+from prodqa.checkpoints import Checkpoints, ResumePoint
 from prodqa.params import ParamsError
 
 DESC = "This neon pink ballet tutu from Dickies is made of nylon. It features two side pockets."
@@ -110,7 +111,7 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_model, tiny_run):
 
 
 def test_stage_fails_cleanly_on_bad_params(tmp_path, params_file):
-    cmd = [sys.executable, "-m", "stages.train", "--params", params_file({"train.learning_rate": -1}), "--model", "m",
+    cmd = [sys.executable, "-m", "stages.train", "--params", params_file({"train.learning_rate": -1}), "--base", "m",
            "--data", "d", "--adapter", "a", "--merged", "m2", "--checkpoints", "c", "--metrics", "x"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert proc.returncode == 2
@@ -156,25 +157,25 @@ def test_unsloth_installed_but_no_cuda_trains_with_peft_without_importing_it(tin
     assert backend == "peft"
 
 
-def test_token_metrics_without_triton_names_the_key(shipped, monkeypatch):
+def test_trl_loss_without_triton_names_the_key(shipped, monkeypatch):
     real = train.importlib.util.find_spec
     monkeypatch.setattr(train.importlib.util, "find_spec", lambda name: None if name == "triton" else real(name))
-    p = params.parse("train", {**shipped["train"], "token_metrics": True})
-    with pytest.raises(ParamsError, match="train.token_metrics: TRL's per-token metrics need Triton"):
+    p = params.parse("train", {**shipped["train"], "loss": "trl"})
+    with pytest.raises(ParamsError, match="train.loss: 'trl' computes the loss in TRL's Triton kernel"):
         train.resolve_backend(p, has_cuda=False)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="TRL's fused LM head needs Triton (CUDA torch)")
-def test_plain_loss_equals_trl_fused_loss(tiny_model, tiny_run):
-    """The faster loss path (train.token_metrics: false) computes the same loss as TRL's fused LM head."""
+def test_model_loss_equals_trl_fused_loss(tiny_model, tiny_run):
+    """The faster loss path (train.loss: model) computes the same loss as TRL's fused LM head."""
     import torch
 
     p, tp, data, out = tiny_run
     losses = []
-    for token_metrics in (False, True):
+    for loss in ("model", "trl"):
         trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
-                                            p.model_copy(update={"token_metrics": token_metrics}), tp)
+                                            p.model_copy(update={"loss": loss}), tp)
         batch = next(iter(trainer.get_train_dataloader()))
         trainer.model.eval()
         with torch.no_grad():
@@ -189,7 +190,7 @@ def test_two_processes_under_accelerate_launch_on_cpu(tmp_path, tiny_model, tiny
     prm = params_file({"train.num_processes": 2, "train.max_steps": 2, "train.per_device_train_batch_size": 2, "train.eval_steps": 2,
                        "train.save_steps": 2, "train.logging_steps": 1, "train.lora_r": 4, "train.lora_alpha": 8,
                        "template.max_seq_len": 64, "train.torch_compile": False})
-    cmd = [sys.executable, "-m", "stages.train", "--params", prm, "--model", tiny_model, "--data", data,
+    cmd = [sys.executable, "-m", "stages.train", "--params", prm, "--base", tiny_model, "--data", data,
            *[f"--{k}={v}" for k, v in out.items()]]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -215,13 +216,26 @@ def test_a_checkpoint_killed_while_saving_is_skipped_for_the_one_before(tmp_path
     """The Trainer writes trainer_state.json last: a folder without it was cut off mid-save."""
     fp = {"train": {}, "max_seq_len": 64, "inputs_sha256": "x"}
     ckpt = tmp_path / "checkpoints"
-    assert train.reset_or_resume(ckpt, fp) is None  # a fresh folder with the fingerprint
+    assert Checkpoints(ckpt, fp).prepare() is None  # a fresh folder with the fingerprint
     for step in (2, 10):
         (ckpt / f"checkpoint-{step}").mkdir()
         (ckpt / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     (ckpt / "checkpoint-12").mkdir()
     (ckpt / "checkpoint-12" / "adapter_model.safetensors").write_bytes(b"half")  # killed before the state
-    assert train.resumable_checkpoint(ckpt, fp) == str(ckpt / "checkpoint-10")  # 10 > 2: numeric, not text order
-    assert train.reset_or_resume(ckpt, fp) == str(ckpt / "checkpoint-10") and (ckpt / "checkpoint-12").exists()
-    assert train.reset_or_resume(ckpt, {**fp, "inputs_sha256": "other data"}) is None  # a data change starts over
+    assert Checkpoints(ckpt, fp).resume_point() == ResumePoint(ckpt / "checkpoint-10", 10)  # numeric, not text order
+    assert Checkpoints(ckpt, fp).prepare().step == 10 and (ckpt / "checkpoint-12").exists()
+    assert Checkpoints(ckpt, {**fp, "inputs_sha256": "other data"}).prepare() is None  # a data change starts over
     assert sorted(p.name for p in ckpt.iterdir()) == ["fingerprint.json"]
+
+
+def test_trl_keys_are_exactly_the_train_fields_sftconfig_also_has():
+    """Derived, not listed: a new train field named like an SFTConfig argument reaches TRL, and this list says so
+    (a name that means something else in TRL shows up here before it changes a run)."""
+    assert params.trl_keys() == {
+        "learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
+        "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type", "optim", "weight_decay", "packing",
+        "torch_compile", "gradient_checkpointing", "seed", "eval_steps", "save_steps", "logging_steps",
+        "save_total_limit"}
+    shipped = params.read_yaml(Path(__file__).parents[1] / "params.yaml")["train"]
+    config = train.sft_config(params.parse("train", shipped), 64, "/tmp/unused", has_cuda=False, bf16=False)
+    assert all(getattr(config, key) == shipped[key] for key in params.trl_keys())

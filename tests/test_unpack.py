@@ -150,3 +150,16 @@ def test_member_with_an_absurd_size_is_refused_before_inflating(tmp_path):
     assert z.stat().st_size < 100_000  # 50 MiB of newlines deflate ~1000x
     with pytest.raises(DataError, match=r"trn\.json: claims 52428800 bytes from \d+ compressed .*refused"):
         run(z, tmp_path)
+
+
+@pytest.mark.parametrize("block_bytes", [65536, 70000])  # the last line inside a block, and across a block edge
+def test_a_last_line_without_a_newline_is_read(tmp_path, block_bytes):
+    """Editors and `head -c` leave files whose last line has no newline: it is a product like the others."""
+    raw = b"".join(json.dumps(product(i)).encode() + b"\n" for i in range(400)).rstrip(b"\n")
+    (tmp_path / "trn.json").write_bytes(raw)
+    gz = tmp_path / "trn.json.gz"
+    gz.write_bytes(gzip.compress(raw))
+    for src in (tmp_path / "trn.json", gz):
+        table, m = run(src, tmp_path, block_bytes=block_bytes)
+        assert table.num_rows == 400 and table.column("uid").to_pylist()[-1] == "0000000399"
+        assert m["skipped_by_kind"] == {}

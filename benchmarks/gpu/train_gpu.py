@@ -26,7 +26,7 @@ def make_data(tmp: Path, tokenizer_dir: str, n: int = 400) -> tuple[str, object]
     """Templated train/validation JSONL from generated products, as the template stage writes them."""
     from prodqa import params, synth, template
 
-    tp = params.load("template", ROOT / "params.yaml")
+    tp = params.load(params.Template, ROOT / "params.yaml")
     rows = [r for r in synth.records(n * 3, seed=1) if len(r["content"]) > 100][:n]
     out = tmp / "template"
     out.mkdir()
@@ -60,9 +60,9 @@ def one_run(model: str, data: str, backend: str, four_bit: bool, steps: int) -> 
 import json, sys, tempfile, time, torch
 from transformers import TrainerCallback
 from prodqa import params, train
-p = params.load("train", "params.yaml").model_copy(update=dict(backend={backend!r}, load_in_4bit={four_bit}, method="lora", packing=True,
+p = params.load(params.Train, "params.yaml").model_copy(update=dict(backend={backend!r}, load_in_4bit={four_bit}, method="lora", packing=True,
     max_steps={steps}, eval_steps=10**6, save_steps=10**6, logging_steps=1, warmup_steps=2, per_device_train_batch_size=8, torch_compile=False))
-tp = params.load("template", "params.yaml")
+tp = params.load(params.Template, "params.yaml")
 class Clock(TrainerCallback):
     times = []
     def on_step_end(self, *a, **k): torch.cuda.synchronize(); self.times.append(time.perf_counter())

@@ -1,0 +1,232 @@
+"""The only decoder: every answer the project generates comes from here, in transformers or in llama.cpp.
+
+- :func:`generate`: batched transformers generation (evaluate): prompts left-padded so every row's next
+  token sits in the same column, the KV cache making each new token cost one position.
+- :func:`load_hf` / :func:`stream_hf`: one answer from a transformers model, piece by piece (``ask --hf``).
+- :func:`load_gguf` / :func:`stream_gguf`: one answer from a GGUF file in llama.cpp (``ask``, ``serve``).
+- :func:`greedy_tokens` / :func:`greedy_tokens_gguf`: greedy token ids, for the GGUF verification.
+
+The ``generate`` params become each backend's arguments in one place (:func:`hf_kwargs`,
+:func:`llama_kwargs`). Every answer carries its **confidence**: the geometric mean probability the model
+gave the tokens it chose (``exp`` of their mean log-probability), recorded by :class:`TokenLogprobs` the
+same way in both backends. A memorised description is generated with near-certain tokens; a guessed one
+is not.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from . import template
+from .files import DataError, SetupError
+
+if TYPE_CHECKING:  # transformers is imported lazily: a stage's --help and params errors come back at once
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from .params import Generate
+
+
+def threads() -> int:
+    """The cores this process may run on (llama-cpp-python's own default is half the cores)."""
+    return len(os.sched_getaffinity(0))
+
+
+def hf_kwargs(gp: Generate, pad_token_id: int) -> dict:
+    """``model.generate`` arguments for the ``generate`` params."""
+    return dict(max_new_tokens=gp.max_new_tokens, do_sample=gp.temperature > 0, temperature=gp.temperature or None,
+                top_p=gp.top_p, repetition_penalty=gp.repetition_penalty, pad_token_id=pad_token_id)
+
+
+def llama_kwargs(gp: Generate) -> dict:
+    """llama-cpp-python completion arguments for the ``generate`` params."""
+    return dict(max_tokens=gp.max_new_tokens, temperature=gp.temperature, top_p=gp.top_p,
+                repeat_penalty=gp.repetition_penalty)
+
+
+class TokenLogprobs:
+    """A logits processor for both backends that records the log-probability of each token chosen.
+
+    It is called before each new token with the tokens so far and the next token's logits: the last of
+    those tokens was chosen from the previous call's logits, so its log-probability is read there. The
+    final token (the stop token, or the last one at the length limit) is not scored. Raw logits, before
+    any sampling warpers, in transformers (one row per batch row, torch) and llama.cpp (one row, numpy).
+    """
+
+    def __init__(self):
+        self.steps: list = []  # per generated token: its log-probability (a float, or a tensor per batch row)
+        self._previous = None
+
+    def __call__(self, input_ids, scores):
+        if self._previous is not None:
+            if hasattr(scores, "log_softmax"):  # torch: [batch, vocab]
+                self.steps.append(self._previous.gather(1, input_ids[:, -1:]).squeeze(1))
+            else:  # numpy: [vocab]
+                self.steps.append(float(self._previous[int(input_ids[-1])]))
+        if hasattr(scores, "log_softmax"):
+            self._previous = scores.float().log_softmax(-1)
+        else:
+            import numpy as np
+
+            shifted = scores - scores.max()
+            self._previous = shifted - np.log(np.exp(shifted).sum())
+        return scores
+
+    def row(self, r: int, n: int) -> list[float]:
+        """The first ``n`` log-probabilities of batch row ``r`` (torch)."""
+        return [float(step[r]) for step in self.steps[:n]]
+
+
+def confidence(logprobs: list[float]) -> float:
+    """How sure the model was of its answer: exp(mean log-probability of its tokens), in (0, 1]; 0 when empty."""
+    return round(math.exp(sum(logprobs) / len(logprobs)), 4) if logprobs else 0.0
+
+
+@dataclass
+class Generated:
+    text: str
+    confidence: float
+    tokens: int
+
+
+def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_ids: list[list[int]], gp: Generate,
+             batch_size: int, bar=None) -> list[Generated]:
+    """Answers to token-id prompts, batched with left padding; special tokens and the prompt removed."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stops = {t for t in (tokenizer.eos_token_id, pad) if t is not None}
+    # Similar lengths together waste less padding; the output order is restored below.
+    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
+    by_index: dict[int, Generated] = {}
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        width = max(len(prompt_ids[i]) for i in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):  # left padding
+            ids[r, width - len(prompt_ids[i]):] = torch.tensor(prompt_ids[i])
+            mask[r, width - len(prompt_ids[i]):] = 1
+        logprobs = TokenLogprobs()
+        with torch.inference_mode():
+            out = model.generate(input_ids=ids, attention_mask=mask, use_cache=True, **hf_kwargs(gp, pad),
+                                 logits_processor=LogitsProcessorList([logprobs]))
+        for r, i in enumerate(rows):
+            new = out[r, width:].tolist()
+            n = next((k for k, t in enumerate(new) if t in stops), len(new))  # answer tokens, before the stop
+            by_index[i] = Generated(tokenizer.decode(new[:n], skip_special_tokens=True).strip(),
+                                    confidence(logprobs.row(r, n)), n)
+        if bar is not None:
+            bar.update(len(rows))
+    return [by_index[i] for i in range(len(prompt_ids))]
+
+
+def greedy_tokens(model, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
+    """Up to ``n`` greedy token ids after ``prompt_ids``, through the first of ``eos``."""
+    import torch
+
+    with torch.inference_mode():
+        ids = torch.tensor([prompt_ids])  # an explicit mask: else generate masks prompt tokens equal to the pad id
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+                             repetition_penalty=1.0, pad_token_id=min(eos))
+    new = out[0, len(prompt_ids):].tolist()
+    return new[: next((i + 1 for i, t in enumerate(new) if t in eos), len(new))]
+
+
+def greedy_tokens_gguf(llm, prompt_ids: list[int], n: int, eos: set[int]) -> list[int]:
+    """:func:`greedy_tokens` in llama.cpp: up to ``n`` greedy token ids, through the first of ``eos``."""
+    llm.reset()
+    out: list[int] = []
+    for token in llm.generate(prompt_ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
+        out.append(token)
+        if token in eos or len(out) >= n:
+            break
+    return out
+
+
+class Stream:
+    """An answer streamed piece by piece; ``confidence`` is known once the pieces are exhausted."""
+
+    def __init__(self, pieces: Iterator[str], logprobs: TokenLogprobs):
+        self._pieces, self._logprobs = pieces, logprobs
+
+    def __iter__(self) -> Iterator[str]:
+        return self._pieces
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    @property
+    def confidence(self) -> float:
+        steps = self._logprobs.steps
+        return confidence([float(s if isinstance(s, float) else s[0]) for s in steps])
+
+
+def load_hf(path: str | os.PathLike, gp: Generate):
+    """A transformers model folder and its tokenizer, in ``generate.precision``."""
+    if not (Path(path) / "config.json").exists():
+        raise DataError(f"{path}: no trained model; run `make repro` (or `dvc repro train`) first")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from . import precision
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=precision.torch_dtype(gp.precision)).eval()
+    return model, tokenizer
+
+
+def stream_hf(model, tokenizer, prompt, gp: Generate, max_tokens: int | None = None) -> Stream:
+    """The answer to a prompt of ``template.prompt``, piece by piece, from a transformers model."""
+    from threading import Thread
+
+    import torch
+    from transformers import LogitsProcessorList, TextIteratorStreamer
+
+    ids = torch.tensor([template.encode(prompt, tokenizer)])
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    logprobs = TokenLogprobs()
+    kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
+              logits_processor=LogitsProcessorList([logprobs]),
+              **{**hf_kwargs(gp, tokenizer.eos_token_id), **({"max_new_tokens": max_tokens} if max_tokens else {})})
+    Thread(target=model.generate, kwargs=kw, daemon=True).start()
+    return Stream(iter(streamer), logprobs)
+
+
+def load_gguf(path: str | os.PathLike, n_ctx: int = 4096):
+    """A GGUF file in llama.cpp (llama-cpp-python); DataError for a missing or unreadable file."""
+    if not Path(path).exists():
+        raise DataError(f"{path}: no GGUF model; run `make repro` (or `dvc repro export_gguf`) first, or use --hf")
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise SetupError("llama-cpp-python is not installed (make setup installs it); or use --hf") from None
+    try:
+        return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads(), n_threads_batch=threads(), verbose=False)
+    except ValueError as err:  # llama-cpp-python: "Failed to load model from file: …" (truncated, not a GGUF)
+        raise DataError(f"{path}: not a GGUF model llama.cpp can load ({err}); re-run `dvc repro export_gguf`") from None
+
+
+def stream_gguf(llm, prompt, gp: Generate, max_tokens: int | None = None) -> Stream:
+    """The answer to a prompt of ``template.prompt`` (messages, or Alpaca text), piece by piece, in llama.cpp."""
+    logprobs = TokenLogprobs()
+    kw = {**llama_kwargs(gp), **({"max_tokens": max_tokens} if max_tokens else {}), "stream": True,
+          "logits_processor": [logprobs]}
+
+    def pieces() -> Iterator[str]:
+        try:
+            if template.is_chat(prompt):
+                for chunk in llm.create_chat_completion(prompt, **kw):
+                    text = chunk["choices"][0]["delta"].get("content")
+                    if text:
+                        yield text
+            else:  # template.format alpaca: plain text, as trained
+                for chunk in llm.create_completion(prompt, **kw):
+                    yield chunk["choices"][0]["text"]
+        except ValueError as err:  # llama-cpp-python: "Requested tokens (…) exceed context window of …"
+            raise DataError(f"the prompt does not fit the model: {err}") from None
+
+    return Stream(pieces(), logprobs)
