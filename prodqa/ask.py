@@ -1,26 +1,37 @@
-"""``python -m prodqa ask "What is Girls Ballet Tutu Neon Pink?"``: answer with the fine-tuned model, streaming.
+"""``python -m prodqa ask "What is Girls Ballet Tutu Neon Pink?"``: an answer that says where it comes from.
 
-By default the q8_0 GGUF from ``export_gguf`` runs in llama.cpp (fast on CPU); ``--hf`` uses the merged
-transformers model instead. ``--grounded`` looks the product up in the cleaned catalog (exact, then fuzzy
-title match) and puts its stored description into the prompt as context.
+The fine-tuned model answers from memory; once its first tokens are known (``generate.CONFIDENCE_TOKENS``)
+so is its confidence. At or above ``generate.min_confidence`` the answer goes on, **from memory**. Below, it
+is dropped unseen: the product is looked up in the catalog (``data/catalog/catalog.sqlite``) and the model
+answers **from the catalog**, grounded on the stored description; a product in neither gets **not in the
+catalog** and no invented description. The source and the confidence are printed first (to stderr).
+
+``--memory`` always answers closed-book and ``--grounded`` always from the catalog (for comparisons). By
+default the q8_0 GGUF runs in llama.cpp; ``--hf`` uses the merged transformers model instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
 
-from .catalog import MIN_SCORE, TitleIndex
+from .catalog import MIN_SCORE, Catalog
 from .files import DataError
-from .generate import load_gguf, load_hf, stream_gguf, stream_hf
+from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, load_hf, stream_gguf, stream_hf
+from .params import Generate, Template
 from .template import prompt
 
 # Where the pipeline writes what ask reads (outs of dvc.yaml; tests/test_config.py keeps them in step).
 GGUF = "models/gguf/model-q8_0.gguf"
 BASE_GGUF = "models/gguf/base-q8_0.gguf"  # export_gguf.BASE_FILE: the base model, for side-by-side answers
 MERGED = "models/merged"
-CATALOG = "data/clean/products.parquet"
+CATALOG = "data/catalog/catalog.sqlite"
 MAX_QUESTION_CHARS = 1000
+DONT_KNOW = "I don't know this product: I did not learn it, and the catalog has no product by that name."
 
 
 def check_question(question: str) -> tuple[str, str | None]:
@@ -33,6 +44,47 @@ def check_question(question: str) -> tuple[str, str | None]:
     return question, None
 
 
+@dataclass
+class Routed:
+    """Where an answer comes from, and the answer, piece by piece."""
+
+    source: str  # "memory", "catalog" or "unknown"
+    label: str  # what the user is told: "from memory (confidence 0.99)", "from the catalog: <title> …"
+    pieces: Iterator[str]
+
+
+def head(stream: Stream) -> list[str]:
+    """The pieces of ``stream`` up to the point its confidence is known (or the whole answer, if shorter)."""
+    pieces = []
+    for piece in stream:
+        pieces.append(piece)
+        if stream.scored >= CONFIDENCE_TOKENS:
+            break
+    return pieces
+
+
+def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], Stream],
+          catalog: Catalog | None) -> Routed:
+    """Answer from memory when confident, else from the catalog, else say the product is unknown.
+
+    ``answer(prompt)`` streams the fine-tuned model's answer to a prompt of ``template.prompt``.
+    """
+    closed = answer(prompt(question, tp))
+    first = head(closed)
+    if closed.confidence >= gp.min_confidence:
+        return Routed("memory", f"from memory (confidence {closed.confidence:.2f})", itertools.chain(first, closed))
+    closed.close()
+    recalled = f"confidence {closed.confidence:.2f} < {gp.min_confidence}"
+    if catalog is None:
+        return Routed("unknown", f"not in the catalog (no catalog index; {recalled})", iter([DONT_KNOW]))
+    match, score = catalog.find(question)
+    if match is None:
+        return Routed("unknown", f"not in the catalog (best match {score:.0f} < {MIN_SCORE}; {recalled})",
+                      iter([DONT_KNOW]))
+    grounded = answer(prompt(question, tp, match.context()))
+    return Routed("catalog", f"from the catalog: {match.title} (match {score:.0f}; {recalled})", grounded)
+
+
 def main(argv=None) -> None:
     from . import params
 
@@ -41,8 +93,10 @@ def main(argv=None) -> None:
     ap.add_argument("question")
     ap.add_argument("--hf", action="store_true", help="use the merged transformers model instead of the GGUF")
     ap.add_argument("--model", help=f"GGUF file (default {GGUF}) or, with --hf, model folder (default {MERGED})")
-    ap.add_argument("--grounded", action="store_true", help="put the catalog's description of the product in the prompt")
-    ap.add_argument("--catalog", default=CATALOG)
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--memory", action="store_true", help="always answer closed-book (prints the confidence)")
+    how.add_argument("--grounded", action="store_true", help="always answer from the catalog's description")
+    ap.add_argument("--catalog", default=CATALOG, help=f"catalog index (default {CATALOG})")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--max-tokens", type=int)
     args = ap.parse_args(argv)
@@ -52,19 +106,29 @@ def main(argv=None) -> None:
     question, note = check_question(args.question)
     if note:
         print(note, file=sys.stderr)
-    context = None
-    if args.grounded:
-        match, score = TitleIndex.load(args.catalog).find(question)
-        context = match.context() if match else None
-        print(f"grounded on: {match.title} (match {score:.0f})" if match else
-              f"no product in the catalog matched (best score {score:.0f} < {MIN_SCORE}); answering ungrounded",
-              file=sys.stderr)
     model = args.model or (MERGED if args.hf else GGUF)
-    msgs = prompt(question, tp, context)
     if args.hf:
-        pieces = stream_hf(*load_hf(model, gp), msgs, gp, args.max_tokens)
+        hf = load_hf(model, gp)
+        answer = lambda p: stream_hf(*hf, p, gp, args.max_tokens)  # noqa: E731
     else:
-        pieces = stream_gguf(load_gguf(model), msgs, gp, args.max_tokens)
-    for piece in pieces:
+        llm = load_gguf(model)
+        answer = lambda p: stream_gguf(llm, p, gp, args.max_tokens)  # noqa: E731
+    if args.memory:
+        stream = answer(prompt(question, tp))
+        for piece in stream:
+            print(piece, end="", flush=True)
+        print(f"\n[from memory, confidence {stream.confidence:.2f}]", file=sys.stderr)
+        return
+    catalog = Catalog(args.catalog) if Path(args.catalog).exists() or args.grounded else None
+    if args.grounded:
+        match, score = catalog.find(question)
+        if match is None:
+            raise DataError(f"no product in the catalog matches the question (best match {score:.0f} < {MIN_SCORE})")
+        routed = Routed("catalog", f"from the catalog: {match.title} (match {score:.0f})",
+                        answer(prompt(question, tp, match.context())))
+    else:
+        routed = route(question, tp, gp, answer, catalog)
+    print(f"[{routed.label}]", file=sys.stderr, flush=True)
+    for piece in routed.pieces:
         print(piece, end="", flush=True)
     print()

@@ -1,127 +1,217 @@
-"""Product lookup in the cleaned catalog: which product a question is about, and title suggestions.
+"""Stage ``catalog`` and product lookup: which catalog product a question is about, on SQLite FTS5.
 
-Used by ``ask --grounded`` and ``serve``. A question names a product loosely ("what's Girls Ballet Tutu
-Neon Pink like?"), so lookup is by words, not by exact string: the index is built once, in a few seconds
-for ~1.2M titles, as an inverted index (word -> the titles holding it) in numpy arrays, and each lookup
-only scores the titles that share the question's rarer words (rapidfuzz), never the whole catalog.
+The stage writes the cleaned catalog once as one SQLite file (a DVC output): the products, an FTS5 index of
+their titles (``unicode61``, diacritics removed) and each title word's document frequency. ``ask`` and
+``serve`` open it read-only in milliseconds. SQLite FTS5 ships with Python, keeps the index in one
+file that DVC versions, and ranks by BM25; bm25s or tantivy would add a dependency for the same job.
 
-A title contained in the question wins outright (the longest one); otherwise the best token-set match,
-if it scores at least ``MIN_SCORE``.
+A question names a product loosely ("tell me about the girls ballet tutu pink", "lodge skilet"), so lookup
+(:meth:`Catalog.find`) works on words:
+
+1. the question's words, minus the scaffolding of the project's question phrasings ("what", "tell", "about"),
+   retrieve candidates by BM25: titles holding any of its rarest words;
+2. each candidate is scored by how much of the title the question covers and how much of the question the
+   title covers, words weighed by rarity (IDF), a misspelt word matching a title word one edit away: the
+   F1 of the two, 0–100. The product meant wins over a short title that happens to be inside the question
+   ("Pink" against "Girls Ballet Tutu Neon Pink" asked without "Neon").
+
+Below ``MIN_SCORE`` there is no match: the product is not in the catalog.
 """
 
 from __future__ import annotations
 
-import bisect
+import math
+import re
+import sqlite3
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from .files import DataError, atomic_path
 
-from .files import DataError
+BETA = 0.5  # < 1: the title's coverage weighs more than the question's (people add words around a name)
+MIN_SCORE = 85  # below: not in the catalog (chosen with benchmarks/lookup.py on real titles: docs/confidence.md)
+CANDIDATES = 200  # titles scored per lookup
+RETRIEVE_WORDS = 4  # rarest question words that retrieve candidates
+LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"  # what a typo may put in a word
+SCAFFOLDING = {"a", "an", "the", "of", "me", "about", "please", "product", "tell", "what", "whats", "s", "is", "do",
+               "you", "know", "describe", "can", "give", "description", "info", "on", "details", "like", "it"}
 
-MIN_SCORE = 70  # token-set similarity of title and question; unrelated titles score ~35-45
-WORDS = r"[^\pL\pN]+"  # RE2: a word is a run of letters and digits, in any script
-COMMON = 0.05  # words in more than this share of titles (what, is, the, for) select only when nothing else does
-CANDIDATES = 400  # titles scored per lookup
+
+def words(text: str) -> list[str]:
+    """Lower-cased words without diacritics, split as FTS5's unicode61 tokenizer splits them."""
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return re.findall(r"[^\W_]+", text.casefold())
+
+
+def _quote(word: str) -> str:
+    return '"' + word.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
 class Match:
     title: str
     content: str
-    score: float  # 100 when the title is in the question
+    score: float  # 0-100: how well title and question cover each other
 
     def context(self) -> dict:
         """The product as ``template.prompt`` takes it for a grounded answer."""
         return {"title": self.title, "content": self.content}
 
 
-def _words(texts):
-    """Lower-cased words of each text, as a pyarrow list array (one tokenizer for titles and questions)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def build(src: str | Path, out: str | Path, batch_rows: int = 100_000) -> dict:
+    """Write the lookup file of the cleaned catalog ``src`` (parquet with title, content) to ``out``, atomically."""
+    import pyarrow.parquet as pq
 
-    texts = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.string())
-    return pc.split_pattern_regex(pc.utf8_lower(texts), WORDS)
+    parquet = pq.ParquetFile(src)
+    with atomic_path(out) as tmp:
+        tmp.unlink()
+        db = sqlite3.connect(tmp)
+        db.executescript("""
+            PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+            CREATE TABLE products (id INTEGER PRIMARY KEY, title TEXT NOT NULL, content TEXT NOT NULL);
+            CREATE VIRTUAL TABLE titles USING fts5 (title, content = 'products', content_rowid = 'id',
+                                                    tokenize = 'unicode61 remove_diacritics 2');
+        """)
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=["title", "content"]):
+            db.executemany("INSERT INTO products (title, content) VALUES (?, ?)",
+                           zip(batch.column("title").to_pylist(), batch.column("content").to_pylist()))
+        db.executescript("""
+            INSERT INTO titles (titles) VALUES ('rebuild');
+            CREATE VIRTUAL TABLE temp.terms USING fts5vocab (main, titles, 'row');
+            CREATE TABLE vocab (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
+            INSERT INTO vocab SELECT term, doc FROM temp.terms;
+            INSERT INTO titles (titles) VALUES ('optimize');
+        """)
+        db.commit()
+        n = db.execute("SELECT count(*) FROM products").fetchone()[0]
+        terms = db.execute("SELECT count(*) FROM vocab").fetchone()[0]
+        db.close()
+    return {"products": n, "title_words": terms, "bytes": Path(out).stat().st_size}
 
 
-class TitleIndex:
-    """An inverted index over catalog titles (see the module doc)."""
+class Catalog:
+    """The lookup file of :func:`build`, opened read-only."""
 
-    def __init__(self, titles, contents):
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        self.titles, self.contents = titles, contents  # pyarrow arrays, read lazily per hit
-        lists = _words(titles)
-        words = pc.list_flatten(lists)
-        owner = pc.list_parent_indices(lists).to_numpy()
-        keep = pc.not_equal(words, "").to_numpy(zero_copy_only=False)
-        encoded = pc.dictionary_encode(pc.filter(words, pa.array(keep)))
-        word_ids = encoded.indices.to_numpy()
-        vocab = encoded.dictionary.to_pylist()
-        order = np.argsort(word_ids, kind="stable")
-        self.postings = owner[keep][order].astype(np.int32)  # title numbers, grouped by word
-        self.offsets = np.searchsorted(word_ids[order], np.arange(len(vocab) + 1))
-        self.word_id = {w: i for i, w in enumerate(vocab)}
-        self.sorted_vocab = sorted(vocab)  # for the last, half-typed word of a suggestion
-        self.common = max(1000, int(COMMON * len(titles)))  # a small catalog: every word selects
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TitleIndex":
-        import pyarrow.parquet as pq
-
+    def __init__(self, path: str | Path):
         if not Path(path).exists():
-            raise DataError(f"{path}: no cleaned catalog; run `make repro` (or `dvc repro clean`) first")
-        table = pq.read_table(path, columns=["title", "content"])
-        return cls(table["title"].combine_chunks(), table["content"].combine_chunks())
+            raise DataError(f"{path}: no catalog index; run `make repro` (or `dvc repro catalog`) first")
+        self.db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            self.n = self.db.execute("SELECT count(*) FROM products").fetchone()[0]
+        except sqlite3.DatabaseError as err:
+            raise DataError(f"{path}: not a catalog index ({err}); re-run `dvc repro catalog`") from None
 
-    def _postings(self, word_id: int) -> np.ndarray:
-        return self.postings[self.offsets[word_id]:self.offsets[word_id + 1]]
+    def _df(self, terms: set[str]) -> dict[str, int]:
+        if not terms:
+            return {}
+        marks = ",".join("?" * len(terms))
+        return dict(self.db.execute(f"SELECT term, df FROM vocab WHERE term IN ({marks})", sorted(terms)))
 
-    def candidates(self, text: str, prefix: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Title numbers sharing the most of ``text``'s selective words, best first (at most CANDIDATES),
-        and how many of those words each holds.
+    def _idf(self, df: dict[str, int], word: str) -> float:
+        return math.log((self.n + 1) / (df.get(word, 0) + 0.5))  # an unknown word (a typo) counts as rare
 
-        ``prefix``: the last word may be half-typed, so it stands for every word it begins.
+    def _candidates(self, query: list[str], df: dict[str, int], prefix: str | None = None, k: int = CANDIDATES):
+        known = sorted((w for w in set(query) if df.get(w)), key=lambda w: df[w])[:RETRIEVE_WORDS]
+        terms = [_quote(w) for w in known] + ([_quote(prefix) + "*"] if prefix else [])
+        if not terms:
+            return []
+        rows = []
+        if len(terms) > 1:  # all of them first (the product meant, when every word is right), then any
+            rows = self.db.execute("SELECT rowid FROM titles WHERE titles MATCH ? ORDER BY rank LIMIT ?",
+                                   (" ".join(terms), k)).fetchall()
+        if len(rows) < k:
+            rows += self.db.execute("SELECT rowid FROM titles WHERE titles MATCH ? ORDER BY rank LIMIT ?",
+                                    (" OR ".join(terms), k)).fetchall()
+        return list(dict.fromkeys(r[0] for r in rows))
+
+    def _corrected(self, query: list[str], df: dict[str, int]) -> tuple[list[str], dict[str, int]]:
+        """Question words the catalog does not have, replaced by its most common word one edit away (a typo)."""
+        unknown = [w for w in set(query) if not df.get(w) and len(w) >= 4 and w.isalpha()]
+        fixes = {}
+        for word in unknown:
+            splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+            edits = {a + b[1:] for a, b in splits if b} | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+            edits |= {a + c + b[1:] for a, b in splits if b for c in LETTERS} | {a + c + b for a, b in splits for c in LETTERS}
+            found = self._df(edits)
+            if found:
+                fixes[word] = max(found, key=lambda w: (found[w], w))
+                df = {**df, fixes[word]: found[fixes[word]]}
+        return [fixes.get(w, w) for w in query], df
+
+    def hits(self, question: list[str], title: str) -> tuple[list[str], set[str], set[str]]:
+        """The title's words, and which title and question words match each other (equal, or one edit apart
+        in words of 5+ letters: a typo)."""
+        from rapidfuzz.distance import OSA
+
+        t_list, q_set = words(title), set(question)
+
+        def near(a: str, b: str) -> bool:
+            return a == b or (len(a) >= 5 and len(b) >= 5 and OSA.distance(a, b) <= 1)
+
+        hit_t = {t for t in t_list if t in q_set or any(near(q, t) for q in q_set)}
+        hit_q = {q for q in q_set if any(near(q, t) for t in hit_t)}
+        return t_list, hit_t, hit_q
+
+    def score(self, question: list[str], title: str, df: dict[str, int], explained: set[str] | None = None) -> float:
+        """How well question and title name each other (0-100), see the module doc.
+
+        An F-score (``BETA``) of two IDF-weighted coverages: of the title by the question (precision) and of the
+        question by the title (recall), where only question words that some candidate title holds count
+        (``explained``): "thinking of buying" around a name is no title's and costs nothing, while "Girls
+        Ballet Tutu" around "Pink" is another title's and does. (Counting only a rival that names all of this
+        title's words too found more products but matched 28% of absent ones to another; docs/confidence.md.) Scaffolding words ("the", "what") count where
+        both hold them and are ignored where one does. A title whose first two or more words the question
+        names in order is also scored on those words alone (a name typed in part), at 0.9, so the whole title
+        still wins when it is asked whole.
         """
-        words = [w for w in _words([text])[0].as_py() if w]
-        ids = {self.word_id[w] for w in words if w in self.word_id}
-        if prefix and words:
-            start = bisect.bisect_left(self.sorted_vocab, words[-1])
-            for w in self.sorted_vocab[start:start + 20]:
-                if not w.startswith(words[-1]):
-                    break
-                ids.add(self.word_id[w])
-        lists = [self._postings(i) for i in ids]
-        selective = [p for p in lists if len(p) <= self.common] or sorted(lists, key=len)[:1]
-        if not selective:
-            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64)
-        hits, counts = np.unique(np.concatenate(selective), return_counts=True)
-        top = np.argsort(-counts, kind="stable")[:CANDIDATES]
-        return hits[top], counts[top]
+        t_list, hit_t, hit_q = self.hits(question, title)
+        q_set = set(question) & explained if explained is not None else set(question)
+        if not t_list or not q_set:
+            return 0.0
+        idf = {w: self._idf(df, w) for w in set(t_list) | q_set}
+        t_weight = {t: idf[t] for t in set(t_list) if t not in SCAFFOLDING or t in hit_t}
+        q_weight = {q: idf[q] for q in q_set if q not in SCAFFOLDING or q in hit_q}
+        recall = sum(w for q, w in q_weight.items() if q in hit_q) / (sum(q_weight.values()) or 1)
+
+        def f(precision: float) -> float:
+            b2 = BETA * BETA
+            return 0.0 if not precision or not recall else (1 + b2) * precision * recall / (b2 * precision + recall)
+
+        whole = f(sum(w for t, w in t_weight.items() if t in hit_t) / (sum(t_weight.values()) or 1))
+        prefix = next((i for i, t in enumerate(t_list) if t not in hit_t), len(t_list))
+        named = t_list[:prefix]
+        in_order = any(question[i:i + len(named)] == named for i in range(len(question)))
+        part = 0.9 * f(1.0) if len([t for t in named if t in t_weight]) >= 2 and prefix < len(t_list) and in_order else 0.0
+        return round(100 * max(whole, part), 1)
 
     def find(self, question: str) -> tuple[Match | None, float]:
         """The product the question is about and its score, or (None, best score) below MIN_SCORE."""
-        from rapidfuzz import fuzz, utils
-
-        q = question.lower()
-        best, best_key = None, (-1.0, 0)
-        for i in self.candidates(question)[0]:
-            title = self.titles[int(i)].as_py()
-            score = 100.0 if title.lower() in q else fuzz.token_set_ratio(question, title, processor=utils.default_process)
-            key = (score, len(title))  # the longest title wins a tie (a contained title beats its prefix)
-            if key > best_key:
-                best, best_key = int(i), key
-        if best is None or best_key[0] < MIN_SCORE:
-            return None, max(best_key[0], 0.0)
-        return Match(self.titles[best].as_py(), self.contents[best].as_py(), best_key[0]), best_key[0]
+        asked = words(question)
+        query = [w for w in asked if w not in SCAFFOLDING] or asked
+        query, df = self._corrected(query, self._df(set(query)))
+        fixes = dict(zip([w for w in asked if w not in SCAFFOLDING] or asked, query))
+        ordered = [fixes.get(w, w) for w in asked]  # the question, typos fixed, in its order
+        titles = {rowid: self.db.execute("SELECT title FROM products WHERE id = ?", (rowid,)).fetchone()[0]
+                  for rowid in self._candidates(query, df)}
+        df = {**df, **self._df({w for t in titles.values() for w in words(t)} - df.keys())}
+        explained = set().union(*(self.hits(ordered, t)[2] for t in titles.values()))
+        best, best_score = None, 0.0
+        for rowid, title in titles.items():
+            s = self.score(ordered, title, df, explained)
+            if s > best_score:
+                best, best_score = rowid, s
+        if best is None or best_score < MIN_SCORE:
+            return None, best_score
+        title, content = self.db.execute("SELECT title, content FROM products WHERE id = ?", (best,)).fetchone()
+        return Match(title, content, best_score), best_score
 
     def suggest(self, text: str, k: int = 8) -> list[str]:
         """Up to ``k`` catalog titles for what has been typed so far (the last word may be unfinished)."""
-        from rapidfuzz import fuzz, utils
-
-        hits, counts = self.candidates(text, prefix=True)
-        titles = [(self.titles[int(i)].as_py(), int(c)) for i, c in zip(hits, counts)]
-        ranked = sorted(titles, key=lambda tc: (-tc[1], -fuzz.token_set_ratio(text, tc[0], processor=utils.default_process)))
-        return [t for t, _ in ranked[:k]]
+        typed = words(text)
+        if not typed:
+            return []
+        done, last = [w for w in typed[:-1] if w not in SCAFFOLDING], typed[-1]
+        df = self._df(set(done))
+        ids = self._candidates(done, df, prefix=last, k=k)
+        return [self.db.execute("SELECT title FROM products WHERE id = ?", (i,)).fetchone()[0] for i in ids[:k]]

@@ -34,6 +34,7 @@ def questions(rows: list[dict], tp: Template, seen: bool) -> list[str]:
     return [heldout_question(r["title"], tp) if seen else phrasings(r["title"], tp)[0] for r in rows]
 
 
+
 def reference_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[dict], max_seq_len: int,
                    batch_size: int) -> list[float]:
     """Mean token NLL of each reference answer given its question (answer tokens only)."""
@@ -58,6 +59,23 @@ def reference_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, e
         counts = (labels[:, 1:] != -100).sum(1).clamp(min=1)
         losses += (nll.sum(1) / counts).tolist()
     return losses
+
+
+def auroc(positive: list[float], negative: list[float]) -> float:
+    """Probability that a random positive scores above a random negative (ties count half): 1 separates fully."""
+    if not positive or not negative:
+        return float("nan")
+    wins = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative)
+    return round(wins / (len(positive) * len(negative)), 4)
+
+
+def confidence_metrics(seen: list[float], unseen: list[float], threshold: float) -> dict:
+    """How well answer confidence tells recalled (seen) from guessed (unseen) answers, and at ``threshold``
+    (``generate.min_confidence``) the share of each set that would be answered from memory."""
+    share = lambda xs: round(sum(x >= threshold for x in xs) / len(xs), 4) if xs else float("nan")  # noqa: E731
+    return {"auroc": auroc(seen, unseen), "threshold": threshold,
+            "seen_from_memory": share(seen),  # should be ~1: recalled answers kept
+            "unseen_from_memory": share(unseen)}  # should be ~0: confident guesses
 
 
 def is_degenerate(text: str, n: int = 4, repeats: int = 4) -> bool:
@@ -100,6 +118,7 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: l
     metrics["loss"] = round(sum(losses) / max(len(losses), 1), 4)
     metrics["perplexity"] = round(math.exp(metrics["loss"]), 3)
     metrics["examples"] = len(rows)
+    metrics["confidence"] = round(sum(g.confidence for g in generated) / max(len(generated), 1), 4)
     records = [{"uid": r.get("uid"), "title": r["title"], "question": question_text(x), "reference": ref,
                 "answer": g.text, "confidence": g.confidence, "loss": round(lo, 4), **s}
                for r, x, ref, g, lo, s in zip(rows, ps, refs, generated, losses, per)]

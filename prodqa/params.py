@@ -200,6 +200,8 @@ def trl_keys() -> set[str]:
 class Evaluate(Section):
     seen_examples: int = Field(ge=0, description="Trained products asked a phrasing they never had in training.")
     unseen_examples: int = Field(ge=0, description="Test products (never trained on) asked.")
+    typed_examples: int = Field(ge=0, description="Trained products asked each way people type a name (lower case, "
+                                "part of it, a typo, a free phrasing): stage evaluate_typed, fine-tuned model only.")
     batch_size: int = Field(gt=0, description="Questions generated together.")
 
 
@@ -211,6 +213,9 @@ class Generate(Section):
     temperature: float = Field(ge=0, description="0 = greedy decoding.")
     top_p: float = Field(gt=0, le=1)
     repetition_penalty: float = Field(ge=1)
+    min_confidence: float = Field(ge=0, le=1, description="Answers whose confidence (geometric mean probability of "
+                                  "their tokens) is below this are not given as recalled: ask and serve fall back to "
+                                  "the catalog, or say they do not know.")
 
 
 class Report(Section):

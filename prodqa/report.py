@@ -13,7 +13,7 @@ from pathlib import Path
 from .evaluate import SETS
 
 METRICS = ("rouge1", "rouge2", "rougeL", "bleu")
-ROWS = (*METRICS, "loss", "perplexity", "empty_answers", "degenerate_answers")
+ROWS = (*METRICS, "loss", "perplexity", "confidence", "empty_answers", "degenerate_answers")
 TITLES = {"seen": "Seen: trained products, asked a phrasing they never had in training (closed-book recall)",
           "unseen": "Unseen: test products the model never saw (generalisation, or guessing)"}
 
@@ -23,23 +23,41 @@ def _cell(text: str, limit: int = 400) -> str:
     return text.replace("|", "\\|").replace("\n", " ") or "*(empty)*"
 
 
-def markdown(metrics: dict, answers: dict, n: int) -> str:
-    """``metrics[model][set]`` and ``answers[model][set]`` for model in base/tuned, set in seen/unseen."""
+def markdown(metrics: dict, answers: dict, n: int, typed: dict | None = None) -> str:
+    """``metrics[model][set]`` and ``answers[model][set]`` for model in base/tuned, set in seen/unseen; ``typed``:
+    the fine-tuned model's metrics per way people type (stage evaluate_typed), when there are any."""
     lines = ["# Base vs fine-tuned answers", "",
              "Greedy answers scored against the real descriptions (ROUGE with stemming, sacrebleu BLEU); loss is "
              "the real description's mean token loss under each model.", "",
              "| metric | " + " | ".join(f"{s} base | {s} fine-tuned" for s in SETS) + " |",
              "|---|" + "---:|" * (2 * len(SETS))]
     for k in ROWS:
-        lines.append(f"| {k} | " + " | ".join(f"{metrics['base'][s][k]} | {metrics['tuned'][s][k]}" for s in SETS) + " |")
+        lines.append(f"| {k} | " + " | ".join(f"{metrics['base'][s].get(k, '')} | {metrics['tuned'][s].get(k, '')}"
+                                              for s in SETS) + " |")
+    c = metrics["tuned"].get("confidence")
+    if c:
+        lines += ["", f"Confidence (the fine-tuned model's, `generate.min_confidence` {c['threshold']}): AUROC seen vs "
+                  f"unseen **{c['auroc']}**; answered from memory: **{c['seen_from_memory']:.0%}** of seen questions, "
+                  f"**{c['unseen_from_memory']:.0%}** of unseen ones (confident guesses). Histogram: `confidence.png`."]
+    if typed:
+        lines += ["", "## Trained products asked the way people type", "",
+                  "| asked with the title | ROUGE-L | confidence | answered from memory |", "|---|---:|---:|---:|",
+                  f"| exact (the seen set) | {metrics['tuned']['seen']['rougeL']} | "
+                  f"{metrics['tuned']['seen'].get('confidence', '')} | "
+                  f"{metrics['tuned'].get('confidence', {}).get('seen_from_memory', '')} |"]
+        lines += [f"| {name.removeprefix('seen_')} | {m['rougeL']} | {m.get('confidence', '')} | {m.get('from_memory', '')} |"
+                  for name, m in typed.items()]
+        if "seen_partial" in typed and "ambiguous" in typed["seen_partial"]:
+            lines += ["", f"{typed['seen_partial']['ambiguous']} of {typed['seen_partial']['examples']} partial titles "
+                      "begin another trained product's title too."]
     for s in SETS:
         lines += ["", f"## {TITLES[s]}", ""]
         for i, (b, t) in enumerate(zip(answers["base"][s][:n], answers["tuned"][s][:n]), 1):
             lines += [f"### {i}. {_cell(t['title'], 200)}", "", f"**Question:** {_cell(t['question'], 300)}", "",
-                      "| | answer | ROUGE-L |", "|---|---|---:|",
-                      f"| real description | {_cell(t['reference'])} | |",
-                      f"| base | {_cell(b['answer'])} | {b['rougeL']:.3f} |",
-                      f"| fine-tuned | {_cell(t['answer'])} | {t['rougeL']:.3f} |", ""]
+                      "| | answer | ROUGE-L | confidence |", "|---|---|---:|---:|",
+                      f"| real description | {_cell(t['reference'])} | | |",
+                      f"| base | {_cell(b['answer'])} | {b['rougeL']:.3f} | {b.get('confidence', '')} |",
+                      f"| fine-tuned | {_cell(t['answer'])} | {t['rougeL']:.3f} | {t.get('confidence', '')} |", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -52,7 +70,8 @@ def _read_tsv(path: Path) -> tuple[list[int], list[float]]:
     return [int(r["step"]) for r in rows], [float(r[name]) for r in rows]
 
 
-def write(out_dir: str | Path, metrics: dict, answers: dict, n: int, train_plots: str | Path | None) -> None:
+def write(out_dir: str | Path, metrics: dict, answers: dict, n: int, train_plots: str | Path | None,
+          typed: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,7 +79,7 @@ def write(out_dir: str | Path, metrics: dict, answers: dict, n: int, train_plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(markdown(metrics, answers, n))
+    (out / "report.md").write_text(markdown(metrics, answers, n, typed))
     compare = [{"metric": f"{s} {k}", "model": model, "value": metrics[model][s][k]}
                for s in SETS for k in METRICS for model in ("base", "tuned")]
     (out / "compare.json").write_text(json.dumps(compare, indent=1) + "\n")
@@ -76,6 +95,20 @@ def write(out_dir: str | Path, metrics: dict, answers: dict, n: int, train_plots
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(out / "metrics_bars.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bins = [i / 40 for i in range(41)]
+    for s, label in (("seen", "seen (trained)"), ("unseen", "unseen (never trained)")):
+        ax.hist([a["confidence"] for a in answers["tuned"][s] if "confidence" in a], bins=bins, alpha=0.6, label=label)
+    threshold = metrics["tuned"].get("confidence", {}).get("threshold")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", label=f"min_confidence {threshold}")
+    ax.set_xlabel("confidence of the fine-tuned model's answer")
+    ax.set_ylabel("answers")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out / "confidence.png", dpi=110)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 3.2))

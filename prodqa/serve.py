@@ -2,10 +2,13 @@
 
 A local Gradio app (bound to 127.0.0.1 unless ``--host`` says otherwise):
 
-- **Ask**: one question box with product-title suggestions from the cleaned catalog, and three answers
-  streamed as they are generated: the base model, the fine-tuned model answering closed-book (what it
-  learned), and the fine-tuned model grounded on the catalog's description of the matched product. Each
-  answer shows how long it took (and when its first words came); the grounded one names its product.
+- **Ask**: one question box with product-title suggestions from the catalog, **the answer**, routed as
+  ``ask`` routes it (from memory when the fine-tuned model is confident, else from the catalog, else "not in
+  the catalog"), and three answers side by side, streamed as they are generated: the base model, the
+  fine-tuned model closed-book (what it learned), and the fine-tuned model grounded on the catalog's
+  description of the matched product. Each shows its confidence and how long it took; the grounded one
+  names its product. The routed answer costs nothing more: it is one of the panels, chosen once the
+  closed-book answer's confidence is known.
 - **Evaluation**: the seen/unseen scores of both models, the training loss curve and the report's
   side-by-side examples, as the pipeline wrote them.
 
@@ -25,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .ask import BASE_GGUF, CATALOG, GGUF, check_question
-from .catalog import MIN_SCORE, TitleIndex
+from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, check_question
+from .catalog import MIN_SCORE, Catalog
 from .files import DataError, SetupError
-from .generate import load_gguf, stream_gguf
+from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, stream_gguf
 from .params import Generate, Template
 from .template import prompt
 
@@ -49,9 +52,13 @@ class Answer:
     started: float = field(default_factory=time.perf_counter)
     first_token_s: float | None = None
     total_s: float | None = None
+    confidence: float | None = None
+    source: str | None = None  # the routed answer: the panel it shows
 
     def status(self) -> str:
         parts = [self.note] if self.note else []
+        if self.confidence is not None:
+            parts.append(f"confidence {self.confidence:.2f}")
         if self.first_token_s is not None:
             parts.append(f"first words {self.first_token_s:.2f} s")
         if self.total_s is not None:
@@ -75,29 +82,49 @@ class Answerer:
             except (DataError, SetupError) as err:  # no file yet, a broken file, or no llama-cpp-python
                 self.missing[panel] = (str(err) if Path(path).exists() else
                                        f"Not built yet: `{path}` is missing; run `dvc repro export_gguf`.")
-        self.index: TitleIndex | None = None
-        self.catalog_missing = f"No catalog: `{catalog}` is missing; run `dvc repro clean`."
+        self.catalog: Catalog | None = None
+        self.catalog_missing = f"No catalog: `{catalog}` is missing; run `dvc repro catalog`."
         if Path(catalog).exists():
-            self.index = TitleIndex.load(catalog)
+            self.catalog = Catalog(catalog)
 
     def suggest(self, text: str, k: int = 8) -> list[str]:
-        return self.index.suggest(text, k) if self.index is not None and text.strip() else []
+        return self.catalog.suggest(text, k) if self.catalog is not None and text.strip() else []
+
+    def _route(self, answers: dict[str, Answer], streams: dict[str, Stream], match) -> None:
+        """Choose the routed answer once the closed-book one's confidence is known (see ``ask.route``)."""
+        main, tuned = answers["main"], answers["tuned"]
+        if main.note or "tuned" in self.missing:
+            return
+        stream = streams.get("tuned")
+        if stream is not None and stream.scored < CONFIDENCE_TOKENS:
+            return  # not known yet
+        confidence = stream.confidence if stream is not None else tuned.confidence or 0.0
+        if confidence >= self.gp.min_confidence:
+            main.note, main.source = f"From memory (confidence {confidence:.2f})", "tuned"
+        elif match is not None:
+            main.note, main.source = f"From the catalog: {match.title} (confidence from memory {confidence:.2f})", "grounded"
+        else:
+            main.note, main.text = f"Not in the catalog (confidence from memory {confidence:.2f})", DONT_KNOW
+            main.total_s = time.perf_counter() - main.started
 
     def ask(self, question: str) -> Iterator[tuple[str, dict[str, Answer]]]:
-        """(a note for the page, the three answers so far), again after every generated piece."""
+        """(a note for the page, the routed answer and the three panels so far), again after every piece."""
         question, note = check_question(question)  # DataError for an empty question
-        answers = {panel: Answer() for panel in PANELS}
-        streams: dict[str, Iterator[str]] = {}
+        answers = {panel: Answer() for panel in ("main", *PANELS)}
+        if "tuned" in self.missing:
+            answers["main"].note = self.missing["tuned"]
+        streams: dict[str, Stream] = {}
+        match = None
         for panel in PANELS:
             if panel in self.missing:
                 answers[panel].note = self.missing[panel]
                 continue
             context = None
             if panel == "grounded":
-                if self.index is None:
+                if self.catalog is None:
                     answers[panel].note = self.catalog_missing
                     continue
-                match, score = self.index.find(question)
+                match, score = self.catalog.find(question)
                 if match is None:
                     answers[panel].note = (f"No product in the catalog matches this question (best match {score:.0f} "
                                            f"< {MIN_SCORE}): nothing to ground the answer on.")
@@ -114,7 +141,7 @@ class Answerer:
                     piece = next(streams[panel])
                 except StopIteration:
                     answer.total_s = time.perf_counter() - answer.started
-                    del streams[panel]
+                    answer.confidence = streams.pop(panel).confidence
                 except DataError as err:  # e.g. a description too long for the context window
                     answer.note, answer.total_s = str(err), time.perf_counter() - answer.started
                     del streams[panel]
@@ -122,6 +149,13 @@ class Answerer:
                     if answer.first_token_s is None:
                         answer.first_token_s = time.perf_counter() - answer.started
                     answer.text += piece
+                    if streams[panel].scored >= CONFIDENCE_TOKENS:
+                        answer.confidence = streams[panel].confidence
+                self._route(answers, streams, match)
+                main = answers["main"]
+                if main.source:  # the routed answer is the chosen panel's, as it streams
+                    chosen = answers[main.source]
+                    main.text, main.first_token_s, main.total_s = chosen.text, chosen.first_token_s, chosen.total_s
                 yield note, answers
 
 
@@ -156,6 +190,8 @@ def build(answerer: Answerer, root: Path = Path(".")):
                                      label="Products in the catalog (click one to ask about it)", elem_id="suggestions")
             note = gr.Markdown(elem_id="note")
             texts, statuses = {}, {}
+            texts["main"] = gr.Textbox(label="Answer", lines=6, max_lines=10, interactive=False, elem_id="answer-main")
+            statuses["main"] = gr.Markdown(elem_id="status-main")
             with gr.Row(equal_height=True):
                 for panel in PANELS:
                     with gr.Column():
@@ -176,10 +212,10 @@ def build(answerer: Answerer, root: Path = Path(".")):
         def on_ask(text: str):
             try:
                 for message, answers in answerer.ask(text):
-                    yield {note: message, **{texts[k]: answers[k].text for k in PANELS},
-                           **{statuses[k]: answers[k].status() for k in PANELS}}
+                    yield {note: message, **{texts[k]: answers[k].text for k in texts},
+                           **{statuses[k]: answers[k].status() for k in statuses}}
             except DataError as err:
-                yield {note: f"⚠ {err}", **{texts[k]: "" for k in PANELS}, **{statuses[k]: "" for k in PANELS}}
+                yield {note: f"⚠ {err}", **{texts[k]: "" for k in texts}, **{statuses[k]: "" for k in statuses}}
 
         gr.on(triggers=[question.input], fn=lambda text: gr.Dataset(samples=[[t] for t in answerer.suggest(text)]),
               inputs=question, outputs=suggestions, trigger_mode="always_last", show_progress="hidden", queue=False)

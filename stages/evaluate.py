@@ -26,6 +26,7 @@ def main(argv=None):
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype, use_safetensors=True).eval()
     sizes = {"seen": ("train", p.seen_examples), "unseen": ("test", p.unseen_examples)}
+    confidences: dict[str, list[float]] = {}
     with atomic_path(args.answers, is_dir=True) as tmp, Live(args.metrics, dvcyaml=None, save_dvc_exp=False,
                                                                report=None) as live:
         for name, (split, n) in sizes.items():
@@ -38,6 +39,10 @@ def main(argv=None):
             for key, value in metrics.items():
                 live.log_metric(f"{name}/{key}", value, plot=False)
             print(name, " ".join(f"{k}={v}" for k, v in metrics.items()))
+            confidences[name] = [r["confidence"] for r in records]
+        for key, value in evaluate.confidence_metrics(confidences["seen"], confidences["unseen"],
+                                                      gp.min_confidence).items():
+            live.log_metric(f"confidence/{key}", value, plot=False)
         live.summary["precision"] = str(dtype).removeprefix("torch.")
 
 

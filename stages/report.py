@@ -10,14 +10,16 @@ from prodqa.stage import parser, run
 
 
 def main(argv=None):
-    args = parser(__doc__, "base_answers", "base_metrics", "tuned_answers", "tuned_metrics", "train_plots", "out").parse_args(argv)
+    args = parser(__doc__, "base_answers", "base_metrics", "tuned_answers", "tuned_metrics", "typed_metrics", "train_plots",
+                  "out").parse_args(argv)
     p = params.load(params.Report, args.params)
     metrics, answers = {}, {}
     for model in ("base", "tuned"):
         metrics[model] = json.loads(Path(getattr(args, f"{model}_metrics")).read_text())
         answers[model] = {name: read_jsonl(Path(getattr(args, f"{model}_answers")) / f"{name}.jsonl") for name in SETS}
     with atomic_path(args.out, is_dir=True) as tmp:
-        report.write(tmp, metrics, answers, p.examples, args.train_plots)
+        typed = json.loads(Path(args.typed_metrics).read_text()) if Path(args.typed_metrics).exists() else None
+        report.write(tmp, metrics, answers, p.examples, args.train_plots, typed)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from ruamel.yaml import YAML
 
-from prodqa import ask, params, template
-from prodqa.catalog import TitleIndex
+from prodqa import ask, generate, params, template
+from prodqa.catalog import Catalog, build
 from prodqa.files import DataError
 
 from .conftest import needs_llama_cpp
@@ -28,7 +28,8 @@ def catalog(tmp_path):
         {"uid": "1", "title": "Girls Ballet Tutu Neon Pink", "content": "High quality 3 layer ballet tutu."},
         {"uid": "2", "title": "Lodge Pre-Seasoned Cast Iron Skillet", "content": "A 12-inch skillet."},
     ]), path)
-    return str(path)
+    build(path, tmp_path / "catalog.sqlite")
+    return str(tmp_path / "catalog.sqlite")
 
 
 def test_empty_question_is_a_one_line_error():
@@ -51,23 +52,58 @@ def test_missing_model_says_what_to_run(tmp_path, flags, message):
     assert proc.returncode == 2 and message in proc.stderr and "make repro" in proc.stderr
 
 
-def test_missing_catalog(tmp_path):
-    with pytest.raises(DataError, match="no cleaned catalog"):
-        TitleIndex.load(tmp_path / "missing.parquet")
+class FakeStream(generate.Stream):
+    """A stream of fixed pieces whose tokens had the given log-probabilities (one token per piece)."""
+
+    def __init__(self, pieces, logprob):
+        logprobs = generate.TokenLogprobs()
+        self.closed = False
+
+        def gen():
+            for piece in pieces:
+                logprobs.steps.append(logprob)
+                yield piece
+
+        super().__init__(gen(), logprobs)
+
+    def close(self):
+        self.closed = True
+        super().close()
 
 
-@pytest.mark.parametrize("question, title", [
-    ("What is Girls Ballet Tutu Neon Pink?", "Girls Ballet Tutu Neon Pink"),       # exact
-    ("tell me about the lodge cast iron skillet", "Lodge Pre-Seasoned Cast Iron Skillet"),  # fuzzy
-    ("What is a quantum flux capacitor?", None),                                      # no match
-])
-def test_grounding_finds_the_product(catalog, question, title):
-    product, _ = TitleIndex.load(catalog).find(question)
-    assert (product.title if product else None) == title
+def _route(catalog, shipped, question, closed_logprob):
+    tp, gp = params.parse("template", shipped["template"]), params.parse("generate", shipped["generate"])
+    asked = []
+
+    def answer(prompt):
+        asked.append(prompt)
+        grounded = template.is_chat(prompt) and "Description:" in prompt[0]["content"]
+        return FakeStream([f"w{i} " for i in range(40)], -0.001 if grounded else closed_logprob)
+
+    routed = ask.route(question, tp, gp, answer, Catalog(catalog) if catalog else None)
+    return routed, "".join(routed.pieces), asked
+
+
+def test_a_confident_answer_comes_from_memory_whole(catalog, shipped):
+    routed, text, asked = _route(catalog, shipped, "What is Girls Ballet Tutu Neon Pink?", -0.01)  # p 0.99
+    assert routed.source == "memory" and routed.label == "from memory (confidence 0.99)"
+    assert text == "".join(f"w{i} " for i in range(40)) and len(asked) == 1  # nothing lost while deciding
+
+
+def test_an_unsure_answer_is_dropped_for_the_catalogs(catalog, shipped):
+    routed, text, asked = _route(catalog, shipped, "What is Girls Ballet Tutu Neon Pink?", -0.5)  # p 0.61
+    assert routed.source == "catalog" and routed.label.startswith("from the catalog: Girls Ballet Tutu Neon Pink (match")
+    assert "confidence 0.61 < 0.94" in routed.label and "High quality 3 layer ballet tutu." in asked[1][0]["content"]
+
+
+@pytest.mark.parametrize("has_catalog", [True, False])
+def test_an_unsure_answer_about_an_unknown_product_says_so(catalog, shipped, has_catalog):
+    routed, text, _ = _route(catalog if has_catalog else None, shipped, "What is a quantum flux capacitor?", -0.5)
+    assert routed.source == "unknown" and routed.label.startswith("not in the catalog") and text == ask.DONT_KNOW
 
 
 def test_grounded_prompt_carries_the_description(catalog, shipped):
-    match, _ = TitleIndex.load(catalog).find("What is Girls Ballet Tutu Neon Pink?")
+    match, _ = Catalog(catalog).find("What is Girls Ballet Tutu Neon Pink?")
     product = match.context()
     tp = params.parse("template", {**shipped["template"], "system_prompt": "Be brief."})
     msgs = template.prompt("What is it?", tp, product)
@@ -104,7 +140,7 @@ def test_ask_streams_the_models_greedy_answer_with_the_hf_model(tmp_path, tiny_m
     proc = cli("ask", "What is Girls Ballet Tutu Neon Pink?", "--hf", "--model", tiny_model, "--grounded",
                "--catalog", catalog, "--max-tokens", "6", "--params", prm)
     assert proc.returncode == 0, proc.stderr
-    assert "grounded on: Girls Ballet Tutu Neon Pink (match 100)" in proc.stderr
+    assert "[from the catalog: Girls Ballet Tutu Neon Pink (match 100)]\n" in proc.stderr
     tp = params.load(params.Template, prm)
     product = {"title": "Girls Ballet Tutu Neon Pink", "content": "High quality 3 layer ballet tutu."}
     tok = AutoTokenizer.from_pretrained(tiny_model)
@@ -123,12 +159,13 @@ def test_ask_streams_the_q8_0_gguf_answer_from_llama_cpp(tmp_path, tiny_model, s
     needs_llama_cpp()
     from transformers import AutoTokenizer
 
-    from prodqa import export_gguf, llamacpp
+    from prodqa import gguf_writer, llamacpp
 
     gguf = tmp_path / "model-q8_0.gguf"
-    export_gguf.write(tiny_model, gguf, "q8_0")
+    gguf_writer.write(tiny_model, gguf, "q8_0")
     prm = _greedy_params(tmp_path, shipped)
-    proc = cli("ask", "What is Girls Ballet Tutu Neon Pink?", "--model", str(gguf), "--max-tokens", "6", "--params", prm)
+    proc = cli("ask", "What is Girls Ballet Tutu Neon Pink?", "--model", str(gguf), "--max-tokens", "6", "--params", prm,
+               "--memory")
     assert proc.returncode == 0, proc.stderr
     tok = AutoTokenizer.from_pretrained(tiny_model)
     prompt = tok.apply_chat_template(template.prompt("What is Girls Ballet Tutu Neon Pink?", params.load(params.Template, prm)),

@@ -1,42 +1,78 @@
+import json
+import sqlite3
+
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from prodqa.catalog import MIN_SCORE, TitleIndex
+from prodqa.catalog import MIN_SCORE, Catalog, build
+from prodqa.files import DataError
+from stages import catalog as stage
 
 TITLES = ["Girls Ballet Tutu Neon Pink", "Girls Ballet Tutu Neon Pink XL", "Lodge Pre-Seasoned Cast Iron Skillet",
-          "Café Crème Mug", "Ballet Shoes", "Mens Leather Wallet Black"]
+          "Café Crème Mug", "Ballet Shoes", "Mens Leather Wallet Black", "Pink", "Pen Set", "Open Road Atlas",
+          "The Girl in the Mirror", "Mirror"]
+
+
+def _catalog(tmp_path, titles) -> Catalog:
+    src = tmp_path / "products.parquet"
+    pq.write_table(pa.Table.from_pylist([{"title": t, "content": f"about {t}"} for t in titles]), src)
+    build(src, tmp_path / "catalog.sqlite")
+    return Catalog(tmp_path / "catalog.sqlite")
 
 
 @pytest.fixture(scope="module")
-def index():
-    return TitleIndex(pa.array(TITLES), pa.array([f"about {t}" for t in TITLES]))
+def catalog(tmp_path_factory):
+    return _catalog(tmp_path_factory.mktemp("catalog"), TITLES)
 
 
 @pytest.mark.parametrize("question, title", [
     ("What is Girls Ballet Tutu Neon Pink?", "Girls Ballet Tutu Neon Pink"),
-    ("What is Girls Ballet Tutu Neon Pink XL?", "Girls Ballet Tutu Neon Pink XL"),  # the longest contained title
-    ("tell me about the lodge cast iron skillet", "Lodge Pre-Seasoned Cast Iron Skillet"),  # words, not the string
+    ("What is Girls Ballet Tutu Neon Pink XL?", "Girls Ballet Tutu Neon Pink XL"),  # a near tie: the extra word decides
+    ("What is Girls Ballet Tutu Pink?", "Girls Ballet Tutu Neon Pink"),  # a word missing: not the short title "Pink"
+    ("tell me about the lodge pre-seasoned skillet in cast iron", "Lodge Pre-Seasoned Cast Iron Skillet"),  # words
+    ("what's the lodge pre-seasoned cast iron skilet like", "Lodge Pre-Seasoned Cast Iron Skillet"),  # a typo
+    ("Tell me about the Lodge Pre-Seasoned.", "Lodge Pre-Seasoned Cast Iron Skillet"),  # the first words of it
+    ("Tell me about the open set.", None),  # "Pen Set" is not inside "open set"
+    ("Tell me about the pen set.", "Pen Set"),  # a short title, asked for
+    ("the girl in the mirror", "The Girl in the Mirror"),  # lower case, and not the one-word "Mirror"
     ("café crème mug?", "Café Crème Mug"),  # non-ASCII words
+    ("cafe creme mug", "Café Crème Mug"),  # typed without the accents
     ("What is a quantum flux capacitor?", None),
 ])
-def test_find(index, question, title):
-    match, score = index.find(question)
-    assert (match.title if match else None) == title
+def test_find(catalog, question, title):
+    match, score = catalog.find(question)
+    assert (match.title if match else None) == title, (question, score)
     assert (score >= MIN_SCORE) == (title is not None)
     if match:
         assert match.content == f"about {title}" and match.context() == {"title": title, "content": f"about {title}"}
 
 
-def test_suggest_completes_the_last_half_typed_word(index):
-    assert index.suggest("what is the ballet tu")[:2] == ["Girls Ballet Tutu Neon Pink", "Girls Ballet Tutu Neon Pink XL"]
-    assert index.suggest("caf") == ["Café Crème Mug"]
-    assert index.suggest("zzz") == []
+def test_suggest_completes_the_last_half_typed_word(catalog):
+    assert set(catalog.suggest("what is the ballet tu")[:2]) == {"Girls Ballet Tutu Neon Pink", "Girls Ballet Tutu Neon Pink XL"}
+    assert catalog.suggest("caf") == ["Café Crème Mug"]
+    assert catalog.suggest("zzz") == []
 
 
-def test_common_words_do_not_flood_the_candidates():
-    """In a big catalog a word like 'black' selects only when nothing rarer does."""
+def test_common_words_do_not_flood_the_candidates(tmp_path):
+    """In a big catalog a word like 'black' retrieves only after the rarer words."""
     titles = [f"Item {i} Black" for i in range(30_000)] + ["Rare Widget Black"]
-    index = TitleIndex(pa.array(titles), pa.array(["x"] * len(titles)))
-    assert set(index.candidates("what is the rare black widget")[0]) == {30_000}
-    match, _ = index.find("What is the Rare Widget Black?")
+    match, _ = _catalog(tmp_path, titles).find("What is the Rare Widget Black?")
     assert match.title == "Rare Widget Black"
+
+
+def test_a_missing_or_foreign_file_is_a_one_line_error(tmp_path):
+    with pytest.raises(DataError, match="no catalog index; run `make repro`"):
+        Catalog(tmp_path / "missing.sqlite")
+    sqlite3.connect(tmp_path / "other.sqlite").execute("CREATE TABLE t (x)")
+    with pytest.raises(DataError, match="not a catalog index"):
+        Catalog(tmp_path / "other.sqlite")
+
+
+def test_stage_writes_the_index_and_its_metrics(tmp_path, params_file):
+    src = tmp_path / "products.parquet"
+    pq.write_table(pa.Table.from_pylist([{"uid": "1", "title": t, "content": "x"} for t in TITLES]), src)
+    stage.main(["--params", params_file(), "--src", str(src), "--out", str(tmp_path / "c.sqlite"),
+                "--metrics", str(tmp_path / "m.json")])
+    assert json.loads((tmp_path / "m.json").read_text())["products"] == len(TITLES)
+    assert Catalog(tmp_path / "c.sqlite").find("pen set")[0].title == "Pen Set"

@@ -131,7 +131,7 @@ def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, lively_model, o
     assert all(0 < a["confidence"] <= 1 for a in seen)
     base_seen = [json.loads(line) for line in (tmp_path / "answers" / "base" / "seen.jsonl").read_text().splitlines()]
     assert all(a["answer"] and a["answer"] != b["answer"] for a, b in zip(seen, base_seen))  # two models, two answers
-    report_stage.main(["--params", prm, "--out", str(tmp_path / "report"), "--train_plots", str(tmp_path / "none"),
+    report_stage.main(["--params", prm, "--out", str(tmp_path / "report"), "--train_plots", str(tmp_path / "none"), "--typed_metrics", str(tmp_path / "none.json"),
                        *(a for m in ("base", "tuned") for a in (f"--{m}_answers", str(tmp_path / "answers" / m),
                                                              f"--{m}_metrics", str(tmp_path / "metrics" / m / "metrics.json")))])
     report = (tmp_path / "report" / "report.md").read_text()
@@ -141,3 +141,7 @@ def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, lively_model, o
     assert report_module._cell(base_seen[0]["answer"]) in rows["base"]
     assert report_module._cell(seen[0]["answer"]) in rows["fine-tuned"]
     assert (tmp_path / "report" / "metrics_bars.png").stat().st_size > 1000
+    tuned = json.loads((tmp_path / "metrics" / "tuned" / "metrics.json").read_text())
+    assert 0 <= tuned["confidence"]["auroc"] <= 1 and tuned["confidence"]["threshold"] == params.read_yaml(prm)["generate"]["min_confidence"]
+    assert f"AUROC seen vs unseen **{tuned['confidence']['auroc']}**" in report
+    assert (tmp_path / "report" / "confidence.png").stat().st_size > 1000

@@ -245,12 +245,6 @@ def test_verify_false_writes_the_files_without_running_llama_cpp(tmp_path, tiny_
     assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == ["Modelfile", export_gguf.BASE_FILE,
                                                                    "model-f16.gguf", "model-q8_0.gguf"]
     assert m["base_file"] == export_gguf.BASE_FILE
-    prompt, n = [40, 41, 42, 43, 44], 3  # q8_0 rounding of these large random weights may part later on
-    greedy = {model: generate.greedy_tokens(AutoModelForCausalLM.from_pretrained(model).eval(), prompt, n, eos={-1})
-              for model in (lively_model, other_model)}
-    assert greedy[lively_model] != greedy[other_model]
-    for file, model in (("model-f16.gguf", lively_model), (export_gguf.BASE_FILE, other_model)):
-        assert llamacpp.run(tmp_path / "gguf" / file, greedy=[prompt], n_tokens=n).greedy[0] == greedy[model], file
 
 
 def test_llama3_modelfile_uses_its_headers_and_stop_tokens(tiny_model, shipped):

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prodqa import params
+from prodqa.ask import DONT_KNOW
 from prodqa.files import DataError
 
 from .conftest import needs_llama_cpp
@@ -27,7 +28,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian'
 def served(tmp_path_factory, lively_model, other_model):
     """Two tiny GGUFs that answer differently (fine-tuned, base), a two-product catalog and greedy params."""
     needs_llama_cpp()
-    from prodqa import gguf_writer
+    from prodqa import catalog, gguf_writer
 
     where = tmp_path_factory.mktemp("served")
     gguf_writer.write(lively_model, where / "model-q8_0.gguf", "q8_0")
@@ -36,6 +37,7 @@ def served(tmp_path_factory, lively_model, other_model):
         {"uid": "1", "title": TUTU, "content": "High quality 3 layer ballet tutu."},
         {"uid": "2", "title": "Lodge Pre-Seasoned Cast Iron Skillet", "content": "A 12-inch skillet."},
     ]), where / "products.parquet")
+    catalog.build(where / "products.parquet", where / "catalog.sqlite")
     doc = params.read_yaml(ROOT / "params.yaml")
     doc["generate"].update(max_new_tokens=12, temperature=0.0)
     (where / "params.yaml").write_text(json.dumps(doc))
@@ -47,7 +49,7 @@ def answerer(served, **paths):
 
     prm = served / "params.yaml"
     kw = {"base": served / "base-q8_0.gguf", "tuned": served / "model-q8_0.gguf",
-          "catalog": served / "products.parquet", **paths}
+          "catalog": served / "catalog.sqlite", **paths}
     return Answerer(params.load(params.Template, prm), params.load(params.Generate, prm), **kw)
 
 
@@ -57,9 +59,11 @@ def final(answerer_, question):
 
 
 def ask_cli(served, question, *flags, model="model-q8_0.gguf") -> str:
-    """What `python -m prodqa ask` prints for the same model and params: the reference the page must show."""
+    """What `python -m prodqa ask` prints for the same model and params: the reference the page must show
+    (closed-book unless ``flags`` say otherwise)."""
+    flags = flags or ("--memory",)
     proc = subprocess.run([sys.executable, "-m", "prodqa", "ask", question, "--model", str(served / model),
-                           "--catalog", str(served / "products.parquet"), "--params", str(served / "params.yaml"),
+                           "--catalog", str(served / "catalog.sqlite"), "--params", str(served / "params.yaml"),
                            *flags], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.removesuffix("\n")
@@ -75,8 +79,37 @@ def test_three_answers_are_the_models_own_and_the_grounded_one_names_its_product
     assert answers["base"].text != answers["tuned"].text  # two models: a swapped panel would show
     assert answers["grounded"].text == grounded
     assert answers["grounded"].note == f"Grounded on: {TUTU} (match 100)"
-    for answer in answers.values():
+    for panel in ("base", "tuned", "grounded"):
+        answer = answers[panel]
         assert 0 < answer.first_token_s <= answer.total_s and "done in" in answer.status()
+        assert f"confidence {answer.confidence:.2f}" in answer.status()
+
+
+def _routed(served, tmp_path, min_confidence, question):
+    doc = json.loads((served / "params.yaml").read_text())
+    doc["generate"]["min_confidence"] = min_confidence
+    (tmp_path / "params.yaml").write_text(json.dumps(doc))
+    from prodqa.serve import Answerer
+
+    a = Answerer(params.load(params.Template, tmp_path / "params.yaml"), params.load(params.Generate, tmp_path / "params.yaml"),
+                 base=served / "base-q8_0.gguf", tuned=served / "model-q8_0.gguf", catalog=served / "catalog.sqlite")
+    return final(a, question)[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("min_confidence, question, source", [
+    (0.0, f"What is {TUTU}?", "tuned"),  # confident enough: from memory
+    (1.0, f"What is {TUTU}?", "grounded"),  # never confident: from the catalog
+    (1.0, "What is a quantum flux capacitor?", None),  # in neither: says so
+])
+def test_the_routed_answer_is_the_panel_its_confidence_chooses(served, tmp_path, min_confidence, question, source):
+    answers = _routed(served, tmp_path, min_confidence, question)
+    main = answers["main"]
+    if source is None:
+        assert main.text == DONT_KNOW and main.note.startswith("Not in the catalog")
+    else:
+        assert main.text == answers[source].text != "" and main.source == source
+        assert main.note.startswith({"tuned": "From memory", "grounded": f"From the catalog: {TUTU}"}[source])
 
 
 @pytest.mark.slow
@@ -151,7 +184,7 @@ def server(served):
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen([sys.executable, "-m", "prodqa", "serve", "--port", str(port),
                              "--base", str(served / "base-q8_0.gguf"), "--model", str(served / "model-q8_0.gguf"),
-                             "--catalog", str(served / "products.parquet"), "--params", str(served / "params.yaml"),
+                             "--catalog", str(served / "catalog.sqlite"), "--params", str(served / "params.yaml"),
                              "--root", str(served)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
@@ -241,4 +274,4 @@ def test_questions_sent_together_are_queued_not_dropped(served, server):
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(ask, range(3)))
     closed = ask_cli(served, f"What is {TUTU}?")
-    assert [r[2] for r in results] == [closed] * 3  # (note, base, tuned, grounded, their statuses)
+    assert [r[3] for r in results] == [closed] * 3  # (note, routed, base, tuned, grounded, their statuses)

@@ -1,0 +1,49 @@
+"""DVC stage ``evaluate_typed``: trained products asked the way people type a name (see prodqa.evaluate_typed).
+
+The fine-tuned model only: the first ``evaluate.typed_examples`` products of the train split, each asked with
+its title lower-cased, cut to its first words, misspelt, and in a phrasing outside ``template.questions``.
+Writes ``<answers>/seen_<way>.jsonl`` and dvclive metrics per way, with ``from_memory``: the share of answers
+confident enough (``generate.min_confidence``) for ``ask`` to give them as recalled; ``seen_partial/ambiguous``
+counts the products whose partial title begins another trained product's title too.
+"""
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from prodqa import evaluate, evaluate_typed, params, precision
+from prodqa.files import atomic_path, progress, write_jsonl
+from prodqa.stage import parser, run
+
+
+def main(argv=None):
+    args = parser(__doc__, "model", "sample", "answers", "metrics").parse_args(argv)
+    p = params.load(params.Evaluate, args.params)
+    gp = params.load(params.Generate, args.params)
+    tp = params.load(params.Template, args.params)
+
+    from dvclive import Live
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=precision.torch_dtype(gp.precision),
+                                                 use_safetensors=True).eval()
+    trained = pq.read_table(Path(args.sample) / "train.parquet", columns=["uid", "title", "content"]).to_pylist()
+    rows = trained[:p.typed_examples]
+    with atomic_path(args.answers, is_dir=True) as tmp, Live(args.metrics, dvcyaml=None, save_dvc_exp=False,
+                                                               report=None) as live:
+        for way in evaluate_typed.WAYS:
+            asked = [evaluate_typed.question(r["title"], way, tp.seed) for r in rows]
+            with progress(len(rows), unit="answer", desc=f"seen_{way}") as bar:
+                metrics, records = evaluate.evaluate(model, tokenizer, rows, asked, p, gp, tp, bar=bar)
+            metrics["from_memory"] = round(sum(r["confidence"] >= gp.min_confidence for r in records) / max(len(records), 1), 4)
+            if way == "partial":
+                metrics["ambiguous"] = evaluate_typed.ambiguous_partials(rows, [r["title"] for r in trained])
+            write_jsonl(Path(tmp) / f"seen_{way}.jsonl", records)
+            for key, value in metrics.items():
+                live.log_metric(f"seen_{way}/{key}", value, plot=False)
+            print(f"seen_{way}", " ".join(f"{k}={v}" for k, v in metrics.items()))
+
+
+if __name__ == "__main__":
+    run(main)
