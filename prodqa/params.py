@@ -121,6 +121,8 @@ class Template(Section):
     system_prompt: str = Field(description="System turn of every conversation ('' for none).")
     questions: list[str] = Field(min_length=1, description="Question phrasings; each holds {title}.")
     phrasings_per_product: int = Field(gt=0, description="Training examples per product, each another phrasing.")
+    typed_share: float = Field(ge=0, le=1, description="Share of training examples whose question types the title as "
+                               "people do (lower case, its first words, a typo), seeded per example; no extra tokens.")
     max_seq_len: int = Field(ge=16, le=32768, description="Tokens per training sequence; longer ones are cut.")
     seed: int = Field(ge=0)
 

@@ -37,6 +37,19 @@ def phrasings(title: str, p: Template) -> list[str]:
     return [q.format(title=title) for q in order]
 
 
+def shown_title(title: str, i: int, p: Template) -> str:
+    """The title as the ``i``-th training question of its product types it: as is, or with probability
+    ``template.typed_share`` the way people type it (lower case, its first words, a typo; seeded per example,
+    apart from the evaluation's own seed, so an evaluated typo is not a trained one)."""
+    from .evaluate_typed import partial, typo
+
+    rng = random.Random(f"{p.seed}:shown:{title}:{i}")
+    if rng.random() >= p.typed_share:
+        return title
+    way = rng.choice(("lower", "partial", "typo"))
+    return title.lower() if way == "lower" else partial(title) if way == "partial" else typo(title, rng)
+
+
 def heldout_question(title: str, p: Template) -> str:
     """The phrasing a trained product never had in training: what the ``seen`` evaluation asks."""
     return phrasings(title, p)[p.phrasings_per_product]
@@ -85,7 +98,13 @@ def question_text(prompt_) -> str:
 def build(rows: list[dict], p: Template, train: bool) -> list[dict]:
     """Prompt–completion examples: ``phrasings_per_product`` per product for training, else one."""
     per_product = p.phrasings_per_product if train else 1
-    return [answered(prompt(q, p), r["content"]) for r in rows for q in phrasings(r["title"], p)[:per_product]]
+    examples = []
+    for r in rows:
+        for i, q in enumerate(phrasings(r["title"], p)[:per_product]):
+            if train and p.typed_share:
+                q = q.replace(r["title"], shown_title(r["title"], i, p), 1)
+            examples.append(answered(prompt(q, p), r["content"]))
+    return examples
 
 
 def render(ex: dict, tokenizer) -> tuple[list[int], list[int]]:

@@ -92,3 +92,18 @@ def test_stage_smoke(tmp_path, tiny_model, params_file):
     assert len(lines) == params.load(params.Template, params_file()).phrasings_per_product
     assert all(x["completion"][0]["content"] == DESC for x in lines)
     assert json.loads((tmp_path / "m.json").read_text())["validation"]["examples"] == 1
+
+
+def test_typed_share_types_some_training_titles_as_people_do_at_no_extra_examples(shipped):
+    rows = [{"title": f"Wonderful Ballet Tutu Neon Pink Number {i}", "content": "A tutu."} for i in range(200)]
+    plain = params.parse("template", shipped["template"])
+    typed = plain.model_copy(update={"typed_share": 0.5})
+    a, b = template.build(rows, plain, train=True), template.build(rows, typed, train=True)
+    assert len(a) == len(b)  # same examples, same cost
+    changed = [(x, y) for x, y in zip(a, b) if x != y]
+    assert 0.4 < len(changed) / len(a) < 0.6  # about half of them
+    asked = [template.question_text(y["prompt"]) for _, y in changed]
+    assert any("wonderful ballet tutu" in q for q in asked)  # lower case
+    assert any("Wonderful Ballet Tutu Neon" in q and "Number" not in q for q in asked)  # its first words
+    assert all(x["completion"] == y["completion"] for x, y in changed)  # the answer is the description, unchanged
+    assert template.build(rows, typed, train=False) == template.build(rows, plain, train=False)  # validation: exact
