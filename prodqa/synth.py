@@ -271,7 +271,8 @@ def _content(product: _Product, title: str, target_chars: int) -> str:
 
 def _add_noise(rng: random.Random, text: str, product: _Product) -> str:
     if rng.random() < _NOISE["entities"]:
-        for plain, entity in rng.sample(ENTITY_STYLES, 2):
+        # "&" first: escaping it after another entity would write "&amp;#160;", which the real file never holds
+        for plain, entity in sorted(rng.sample(ENTITY_STYLES, 2), key=lambda style: style[0] != "&"):
             text = text.replace(plain, entity, 2)
     site = product.author.split()[-1].lower() if product.kind != "goods" else product.brand.split()[0].lower()
     if rng.random() < _NOISE["tags"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from prodqa import evaluate, params, precision
+from prodqa import evaluate, generate, params
 from prodqa.files import atomic_path, progress, write_jsonl
 from prodqa.stage import parser, run
 
@@ -20,11 +20,8 @@ def main(argv=None):
     tp = params.load(params.Template, args.params)
 
     from dvclive import Live
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = precision.torch_dtype(gp.precision)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype, use_safetensors=True).eval()
+    model, tokenizer = generate.load_hf(args.model, gp)
     sizes = {"seen": ("train", p.seen_examples), "unseen": ("test", p.unseen_examples)}
     confidences: dict[str, list[float]] = {}
     with atomic_path(args.answers, is_dir=True) as tmp, Live(args.metrics, dvcyaml=None, save_dvc_exp=False,
@@ -43,7 +40,7 @@ def main(argv=None):
         for key, value in evaluate.confidence_metrics(confidences["seen"], confidences["unseen"],
                                                       gp.min_confidence).items():
             live.log_metric(f"confidence/{key}", value, plot=False)
-        live.summary["precision"] = str(dtype).removeprefix("torch.")
+        live.summary["precision"] = str(model.dtype).removeprefix("torch.")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from prodqa import evaluate, evaluate_typed, params, precision
+from prodqa import evaluate, evaluate_typed, generate, params
 from prodqa.files import atomic_path, progress, write_jsonl
 from prodqa.stage import parser, run
 
@@ -23,11 +23,8 @@ def main(argv=None):
     tp = params.load(params.Template, args.params)
 
     from dvclive import Live
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=precision.torch_dtype(gp.precision),
-                                                 use_safetensors=True).eval()
+    model, tokenizer = generate.load_hf(args.model, gp)
     trained = pq.read_table(Path(args.sample) / "train.parquet", columns=["uid", "title", "content"]).to_pylist()
     rows = trained[:p.typed_examples]
     with atomic_path(args.answers, is_dir=True) as tmp, Live(args.metrics, dvcyaml=None, save_dvc_exp=False,

@@ -26,6 +26,7 @@ def test_realistic_noise_and_length_distribution():
     assert max(lengths) > 5_000
     assert 0.3 < sum(not c for c in contents) / len(contents) < 0.5  # many products have no description
     assert any("&#8217;" in c or "&#x2019;" in c for c in contents) and any("&amp;" in c for c in contents)
+    assert not any(re.search(r"&amp;#?\w+;", c) for c in contents)  # entities escaped once, as in the real file
     assert any(c.endswith("--This text refers to thePaperbackedition.") for c in contents)
     assert any("<br>" in c for c in contents) and any("http://" in c for c in contents)
     assert any(r["content"] == r["title"] for r in recs)
