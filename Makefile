@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro serve test test-fast bench check-deps clean-venv
+.PHONY: setup repro serve test test-fast bench-data check-deps clean-venv
 
 setup: $(VENV)/.installed
 
@@ -32,7 +32,8 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
-bench: setup
+# One of the benchmarks (the data stages); the others are `python -m benchmarks.<name>` (docs/benchmarks.md).
+bench-data: setup
 	$(PY) -m benchmarks.data_stages
 
 # The CPU set and the GPU extras must resolve together (pip's resolver, nothing installed).

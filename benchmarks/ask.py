@@ -9,7 +9,6 @@ processing is timed separately and left out of the decode rate.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def main(argv=None) -> None:
     from llama_cpp import Llama
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prodqa import params, template
+    from prodqa import generate, params, template
 
     tp = params.load(params.Template, args.params)
     msgs = template.prompt(QUESTION, tp)
@@ -51,7 +50,7 @@ def main(argv=None) -> None:
         model.generate(input_ids=ids, max_new_tokens=args.tokens, do_sample=False)
         hf_decode = (args.tokens - 1) / (time.perf_counter() - start - hf_prefill)
 
-    llm = Llama(model_path=args.gguf, n_ctx=1024, n_threads=os.cpu_count(), verbose=False)
+    llm = Llama(model_path=args.gguf, n_ctx=1024, n_threads=generate.threads(), verbose=False)
     llm.eval(prompt[:4])  # warm-up
     llm.reset()
     start = time.perf_counter()
@@ -67,7 +66,7 @@ def main(argv=None) -> None:
               "gguf": Path(args.gguf).name, "gguf_decode_tokens_per_s": round(cpp_decode, 1),
               "hf_decode_tokens_per_s": round(hf_decode, 1), "speedup": round(cpp_decode / hf_decode, 2),
               "gguf_prefill_s": round(cpp_prefill, 3), "hf_prefill_s": round(hf_prefill, 3),
-              "threads": os.cpu_count()}
+              "threads": generate.threads()}
     record(result, args.result)
 
 

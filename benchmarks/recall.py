@@ -24,7 +24,7 @@ from benchmarks import record
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RAW = ROOT.parent / "shared" / "real_dev" / "trn_dev.jsonl"
 # The params that make the recipe, written with every run so the sweep log reads without the params.yaml of the day.
-RECIPE = {"sample": ["n_products"], "template": ["phrasings_per_product", "max_seq_len", "system_prompt"],
+RECIPE = {"sample": ["n_products"], "template": ["phrasings_per_product", "typed_share", "max_seq_len", "system_prompt"],
           "train": ["method", "num_train_epochs", "learning_rate", "lora_r", "lora_alpha", "target_modules", "lr_scheduler_type"]}
 
 
@@ -57,11 +57,12 @@ def main(argv=None) -> None:
     ap.add_argument("--keep", help="keep the scratch folder here")
     ap.add_argument("--skip-base", action="store_true",
                     help="do not evaluate the base model (recipe sweeps: its scores do not change with train params)")
+    ap.add_argument("--skip-typed", action="store_true", help="do not ask the trained products as people type them")
     ap.add_argument("--result", default=str(ROOT / "benchmarks" / "results" / "recall.json"))
     args = ap.parse_args(argv)
 
     from prodqa import params
-    from stages import base_model, clean, evaluate, sample, template, train, unpack
+    from stages import base_model, clean, evaluate, evaluate_typed, sample, template, train, unpack
 
     doc = override(params.read_yaml(ROOT / "params.yaml"), [f"data.raw={args.raw}", *args.set])
     work = Path(args.keep or tempfile.mkdtemp(prefix="prodqa-recall-"))
@@ -83,9 +84,9 @@ def main(argv=None) -> None:
     base = args.base_model or str(work / "base")
     if not args.base_model:
         timed("base_model", base_model.main, "--out", base, "--metrics", str(m / "base_model.json"))
-    timed("template", template.main, "--src", str(d / "sample"), "--model", base, "--out", str(d / "template"),
+    timed("template", template.main, "--src", str(d / "sample"), "--base", base, "--out", str(d / "template"),
           "--metrics", str(m / "template.json"))
-    timed("train", train.main, "--model", base, "--data", str(d / "template"), "--adapter", str(work / "adapter"),
+    timed("train", train.main, "--base", base, "--data", str(d / "template"), "--adapter", str(work / "adapter"),
           "--merged", str(work / "merged"), "--checkpoints", str(work / "checkpoints"), "--metrics", str(m / "train"))
     models = {"base": base, "tuned": str(work / "merged")}
     if args.skip_base:
@@ -94,6 +95,9 @@ def main(argv=None) -> None:
         timed(f"evaluate_{name}", evaluate.main, "--model", model, "--sample", str(d / "sample"),
               "--answers", str(d / "eval" / name), "--metrics", str(m / "eval" / name))
 
+    if not args.skip_typed:
+        timed("evaluate_typed", evaluate_typed.main, "--model", models["tuned"], "--sample", str(d / "sample"),
+              "--answers", str(d / "eval" / "typed"), "--metrics", str(m / "eval" / "typed"))
     scores = {name: json.loads((m / "eval" / name / "metrics.json").read_text()) for name in models}
     trained = json.loads((m / "train" / "metrics.json").read_text())
     summary = {s: {"rougeL": {k: scores[k][s]["rougeL"] for k in scores}, "loss": {k: scores[k][s]["loss"] for k in scores},
@@ -102,6 +106,9 @@ def main(argv=None) -> None:
         summary["seen"]["loss_drop"] = round(1 - scores["tuned"]["seen"]["loss"] / scores["base"]["seen"]["loss"], 4)
         summary["unseen"]["rougeL_ratio"] = round(scores["tuned"]["unseen"]["rougeL"] / max(scores["base"]["unseen"]["rougeL"], 1e-9), 3)
     summary["validation_loss"] = trained.get("eval", {}).get("loss")
+    if not args.skip_typed:
+        typed = json.loads((m / "eval" / "typed" / "metrics.json").read_text())
+        summary["typed"] = {way: {k: v[k] for k in ("rougeL", "confidence", "from_memory")} for way, v in typed.items()}
     summary["cost"] = cost(doc, json.loads((m / "template.json").read_text()), json.loads((m / "sample.json").read_text()),
                            times["train"])
     recipe = {f"{section}.{key}": doc[section][key] for section, keys in RECIPE.items() for key in keys}

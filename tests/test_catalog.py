@@ -32,6 +32,7 @@ def catalog(tmp_path_factory):
     ("What is Girls Ballet Tutu Pink?", "Girls Ballet Tutu Neon Pink"),  # a word missing: not the short title "Pink"
     ("tell me about the lodge pre-seasoned skillet in cast iron", "Lodge Pre-Seasoned Cast Iron Skillet"),  # words
     ("what's the lodge pre-seasoned cast iron skilet like", "Lodge Pre-Seasoned Cast Iron Skillet"),  # a typo
+    ("Tell me about the balelt shoes", "Ballet Shoes"),  # a typo in a short title: one word of two
     ("Tell me about the Lodge Pre-Seasoned.", "Lodge Pre-Seasoned Cast Iron Skillet"),  # the first words of it
     ("Tell me about the open set.", None),  # "Pen Set" is not inside "open set"
     ("Tell me about the pen set.", "Pen Set"),  # a short title, asked for
