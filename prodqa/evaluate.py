@@ -108,18 +108,31 @@ def score(answers: list[str], references: list[str]) -> tuple[dict, list[dict]]:
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: list[dict], asked: list[str],
              p: Evaluate, gp: Generate, tp: Template, bar=None) -> tuple[dict, list[dict]]:
     """Answer ``asked`` (one question per product of ``rows``) and score against the real descriptions."""
-    ps = [prompt(q, tp) for q in asked]
+    return evaluate_sets(model, tokenizer, {"": (rows, asked)}, p, gp, tp, bar)[""]
+
+
+def evaluate_sets(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sets: dict[str, tuple[list[dict], list[str]]],
+                  p: Evaluate, gp: Generate, tp: Template, bar=None) -> dict[str, tuple[dict, list[dict]]]:
+    """:func:`evaluate` for several sets of (rows, questions) at once: their answers share batches (a batch
+    decodes until its longest answer ends, so fewer, fuller batches cost fewer decode steps); each set gets
+    its own metrics and records."""
+    rows = [r for rs, _ in sets.values() for r in rs]
+    ps = [prompt(q, tp) for _, asked in sets.values() for q in asked]
     generated = generate(model, tokenizer, [encode(x, tokenizer) for x in ps], gp, p.batch_size, bar=bar)
-    answers = [g.text for g in generated]
     refs = [r["content"] for r in rows]
-    metrics, per = score(answers, refs)
-    examples = [answered(x, ref) for x, ref in zip(ps, refs)]
-    losses = reference_loss(model, tokenizer, examples, tp.max_seq_len, p.batch_size)
-    metrics["loss"] = round(sum(losses) / max(len(losses), 1), 4)
-    metrics["perplexity"] = round(math.exp(metrics["loss"]), 3)
-    metrics["examples"] = len(rows)
-    metrics["confidence"] = round(sum(g.confidence for g in generated) / max(len(generated), 1), 4)
-    records = [{"uid": r.get("uid"), "title": r["title"], "question": question_text(x), "reference": ref,
-                "answer": g.text, "confidence": g.confidence, "loss": round(lo, 4), **s}
-               for r, x, ref, g, lo, s in zip(rows, ps, refs, generated, losses, per)]
-    return metrics, records
+    losses = reference_loss(model, tokenizer, [answered(x, ref) for x, ref in zip(ps, refs)], tp.max_seq_len,
+                            p.batch_size)
+    out, start = {}, 0
+    for name, (rs, _) in sets.items():
+        part = slice(start, start + len(rs))
+        start += len(rs)
+        metrics, per = score([g.text for g in generated[part]], refs[part])
+        metrics["loss"] = round(sum(losses[part]) / max(len(rs), 1), 4)
+        metrics["perplexity"] = round(math.exp(metrics["loss"]), 3)
+        metrics["examples"] = len(rs)
+        metrics["confidence"] = round(sum(g.confidence for g in generated[part]) / max(len(rs), 1), 4)
+        records = [{"uid": r.get("uid"), "title": r["title"], "question": question_text(x), "reference": ref,
+                    "answer": g.text, "confidence": g.confidence, "loss": round(lo, 4), **s}
+                   for r, x, ref, g, lo, s in zip(rs, ps[part], refs[part], generated[part], losses[part], per)]
+        out[name] = (metrics, records)
+    return out

@@ -29,17 +29,18 @@ def main(argv=None):
     rows = trained[:p.typed_examples]
     with atomic_path(args.answers, is_dir=True) as tmp, Live(args.metrics, dvcyaml=None, save_dvc_exp=False,
                                                                report=None) as live:
-        for way in evaluate_typed.WAYS:
-            asked = [evaluate_typed.question(r["title"], way, tp.seed) for r in rows]
-            with progress(len(rows), unit="answer", desc=f"seen_{way}") as bar:
-                metrics, records = evaluate.evaluate(model, tokenizer, rows, asked, p, gp, tp, bar=bar)
+        sets = {f"seen_{way}": (rows, [evaluate_typed.question(r["title"], way, tp.seed) for r in rows])
+                for way in evaluate_typed.WAYS}
+        with progress(len(rows) * len(sets), unit="answer", desc="seen, typed") as bar:
+            results = evaluate.evaluate_sets(model, tokenizer, sets, p, gp, tp, bar=bar)
+        for name, (metrics, records) in results.items():
             metrics["from_memory"] = round(sum(r["confidence"] >= gp.min_confidence for r in records) / max(len(records), 1), 4)
-            if way == "partial":
+            if name == "seen_partial":
                 metrics["ambiguous"] = evaluate_typed.ambiguous_partials(rows, [r["title"] for r in trained])
-            write_jsonl(Path(tmp) / f"seen_{way}.jsonl", records)
+            write_jsonl(Path(tmp) / f"{name}.jsonl", records)
             for key, value in metrics.items():
-                live.log_metric(f"seen_{way}/{key}", value, plot=False)
-            print(f"seen_{way}", " ".join(f"{k}={v}" for k, v in metrics.items()))
+                live.log_metric(f"{name}/{key}", value, plot=False)
+            print(name, " ".join(f"{k}={v}" for k, v in metrics.items()))
 
 
 if __name__ == "__main__":
