@@ -51,8 +51,10 @@ class TokenLogprobs:
 
     It is called before each new token with the tokens so far and the next token's logits: the last of
     those tokens was chosen from the previous call's logits, so its log-probability is read there. The
-    final token (the stop token, or the last one at the length limit) is not scored. Raw logits, before
-    any sampling warpers, in transformers (one row per batch row, torch) and llama.cpp (one row, numpy).
+    final token (the stop token, or the last one at the length limit) is not scored. It sees the logits as
+    each backend hands them to a processor: raw in llama.cpp (one row, numpy); in transformers (a row per batch
+    row, torch) after its own processors, which leave them raw for the default greedy decoding without a
+    repetition penalty (with sampling, temperature and top-p have been applied).
     """
 
     def __init__(self):
