@@ -8,12 +8,14 @@ file that DVC versions, and ranks by BM25; bm25s or tantivy would add a dependen
 A question names a product loosely ("tell me about the girls ballet tutu pink", "lodge skilet"), so lookup
 (:meth:`Catalog.find`) works on words:
 
-1. the question's words, minus the scaffolding of the project's question phrasings ("what", "tell", "about"),
-   retrieve candidates by BM25: titles holding any of its rarest words;
-2. each candidate is scored by how much of the title the question covers and how much of the question the
-   title covers, words weighed by rarity (IDF), a misspelt word matching a title word one edit away: the
-   F1 of the two, 0–100. The product meant wins over a short title that happens to be inside the question
-   ("Pink" against "Girls Ballet Tutu Neon Pink" asked without "Neon").
+1. the question's words, minus the scaffolding of question phrasings ("what", "tell", "about"), a word the
+   catalog lacks replaced by its most common word one edit away (a typo), retrieve candidates by BM25:
+   titles holding all of its rarest words, then any of them;
+2. each candidate is scored (:meth:`Catalog.score`, 0–100) by how much of the title the question covers and
+   how much of the question the title covers, words weighed by rarity (IDF): an F0.5, so the title's
+   coverage counts double. The product meant wins over a short title that happens to be inside the question
+   ("Pink" against "Girls Ballet Tutu Neon Pink" asked without "Neon"), and a name typed in part still finds
+   the title it begins.
 
 Below ``MIN_SCORE`` there is no match: the product is not in the catalog.
 """
@@ -160,8 +162,8 @@ class Catalog:
         question by the title (recall), where only question words that some candidate title holds count
         (``explained``): "thinking of buying" around a name is no title's and costs nothing, while "Girls
         Ballet Tutu" around "Pink" is another title's and does. (Counting only a rival that names all of this
-        title's words too found more products but matched 28% of absent ones to another; docs/confidence.md.) Scaffolding words ("the", "what") count where
-        both hold them and are ignored where one does. A title whose first two or more words the question
+        title's words too found more products, but matched 28% of absent ones to another: docs/confidence.md.)
+        Scaffolding words ("the", "what") count where both hold them and are ignored where one does. A title whose first two or more words the question
         names in order is also scored on those words alone (a name typed in part), at 0.9, so the whole title
         still wins when it is asked whole.
         """
