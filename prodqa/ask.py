@@ -53,6 +53,11 @@ class Routed:
     pieces: Iterator[str]
 
 
+def recalled(confidence: float, gp: Generate) -> bool:
+    """The routing rule: an answer this confident is given as recalled (``ask`` and the page both ask here)."""
+    return confidence >= gp.min_confidence
+
+
 def head(stream: Stream) -> list[str]:
     """The pieces of ``stream`` up to the point its confidence is known (or the whole answer, if shorter)."""
     pieces = []
@@ -71,18 +76,18 @@ def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], 
     """
     closed = answer(prompt(question, tp))
     first = head(closed)
-    if closed.confidence >= gp.min_confidence:
+    if recalled(closed.confidence, gp):
         return Routed("memory", f"from memory (confidence {closed.confidence:.2f})", itertools.chain(first, closed))
     closed.close()
-    recalled = f"confidence {closed.confidence:.2f} < {gp.min_confidence}"
+    unsure = f"confidence {closed.confidence:.2f} < {gp.min_confidence}"
     if catalog is None:
-        return Routed("unknown", f"not in the catalog (no catalog index; {recalled})", iter([DONT_KNOW]))
+        return Routed("unknown", f"not in the catalog (no catalog index; {unsure})", iter([DONT_KNOW]))
     match, score = catalog.find(question)
     if match is None:
-        return Routed("unknown", f"not in the catalog (best match {score:.0f} < {MIN_SCORE}; {recalled})",
+        return Routed("unknown", f"not in the catalog (best match {score:.0f} < {MIN_SCORE}; {unsure})",
                       iter([DONT_KNOW]))
     grounded = answer(prompt(question, tp, match.context()))
-    return Routed("catalog", f"from the catalog: {match.title} (match {score:.0f}; {recalled})", grounded)
+    return Routed("catalog", f"from the catalog: {match.title} (match {score:.0f}; {unsure})", grounded)
 
 
 def main(argv=None) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, check_question
+from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, check_question, recalled
 from .catalog import MIN_SCORE, Catalog
 from .files import DataError, SetupError
 from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, stream_gguf
@@ -99,7 +99,7 @@ class Answerer:
         if stream is not None and stream.scored < CONFIDENCE_TOKENS:
             return  # not known yet
         confidence = stream.confidence if stream is not None else tuned.confidence or 0.0
-        if confidence >= self.gp.min_confidence:
+        if recalled(confidence, self.gp):
             main.note, main.source = f"From memory (confidence {confidence:.2f})", "tuned"
         elif match is not None:
             main.note, main.source = f"From the catalog: {match.title} (confidence from memory {confidence:.2f})", "grounded"
