@@ -9,7 +9,7 @@ JSON line per question and answer (with per-example scores) per set, and dvclive
 ROUGE-1/2/L (rouge-score, stemmed), BLEU (sacrebleu), the loss and perplexity of the real description
 under the model, and how many answers were empty or degenerate (repetition loops).
 
-Answers come from :func:`prodqa.generate.generate` (batched), each with its confidence.
+Answers come from :func:`prodqa.generate.generate` (continuous batching), each with its confidence.
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: l
 
 def evaluate_sets(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sets: dict[str, tuple[list[dict], list[str]]],
                   p: Evaluate, gp: Generate, tp: Template, bar=None) -> dict[str, tuple[dict, list[dict]]]:
-    """:func:`evaluate` for several sets of (rows, questions) at once: their answers share batches (a batch
-    decodes until its longest answer ends, so fewer, fuller batches cost fewer decode steps); each set gets
+    """:func:`evaluate` for several sets of (rows, questions) at once: their answers share the decoder's
+    batches (a decode step costs about as much for a few rows as for many, so fuller batches cost less); each set gets
     its own metrics and records."""
     rows = [r for rs, _ in sets.values() for r in rs]
     ps = [prompt(q, tp) for _, asked in sets.values() for q in asked]

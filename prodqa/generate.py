@@ -1,7 +1,8 @@
 """The only decoder: every answer the project generates comes from here, in transformers or in llama.cpp.
 
-- :func:`generate`: batched transformers generation (evaluate): prompts left-padded so every row's next
-  token sits in the same column, the KV cache making each new token cost one position.
+- :func:`generate`: many answers at once from a transformers model (evaluate), by continuous batching: an
+  answer that ends leaves the batch and the next prompt takes its place (:func:`generate_padded`: padded
+  batches, for what continuous batching lacks).
 - :func:`load_hf` / :func:`stream_hf`: one answer from a transformers model, piece by piece (``ask --hf``).
 - :func:`load_gguf` / :func:`stream_gguf`: one answer from a GGUF file in llama.cpp (``ask``, ``serve``).
 - :func:`greedy_tokens` / :func:`greedy_tokens_gguf`: greedy token ids, for the GGUF verification.
@@ -76,9 +77,9 @@ class TokenLogprobs:
             self._previous = shifted - np.log(np.exp(shifted).sum())
         return scores
 
-    def row(self, r: int, n: int) -> list[float]:
-        """The first ``n`` log-probabilities of batch row ``r`` (torch)."""
-        return [float(step[r]) for step in self.steps[:n]]
+    def row(self, r: int) -> list[float]:
+        """The log-probabilities of batch row ``r`` (torch)."""
+        return [float(step[r]) for step in self.steps]
 
 
 CONFIDENCE_TOKENS = 16  # an answer's confidence is read from its first tokens, so `ask` can decide, then stream
@@ -107,14 +108,66 @@ class Generated:
         return confidence(self.logprobs)
 
 
+def _pad_and_stops(tokenizer) -> tuple[int, set[int]]:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return pad, {t for t in (tokenizer.eos_token_id, pad) if t is not None}
+
+
+def _answer(tokenizer, new: list[int], logprobs: list[float], stops: set[int]) -> Generated:
+    """The answer in generated tokens ``new``: up to the first stop token, special tokens removed."""
+    n = next((k for k, t in enumerate(new) if t in stops), len(new))
+    return Generated(tokenizer.decode(new[:n], skip_special_tokens=True).strip(), logprobs[:n])
+
+
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_ids: list[list[int]], gp: Generate,
              batch_size: int, bar=None) -> list[Generated]:
-    """Answers to token-id prompts, batched with left padding; special tokens and the prompt removed."""
+    """Answers to token-id prompts, special tokens and the prompt removed, in the prompts' order.
+
+    transformers' continuous batching decodes up to ``batch_size`` answers together, and an answer that ends
+    leaves the batch at once, the next prompt taking its place: no step is spent on a finished answer (a
+    padded batch decodes every row until its longest answer ends). It also returns each chosen token's
+    log-probability, which makes the confidence. It has no repetition penalty, so with one the padded batch
+    (:func:`generate_padded`) answers instead.
+    """
+    if gp.repetition_penalty != 1.0:
+        return generate_padded(model, tokenizer, prompt_ids, gp, batch_size, bar)
+    import copy
+
+    from transformers import ContinuousBatchingConfig
+
+    pad, stops = _pad_and_stops(tokenizer)
+    config = copy.deepcopy(model.generation_config)  # its end-of-turn token, as model.generate would use
+    config.update(**hf_kwargs(gp, pad))
+    batching = ContinuousBatchingConfig(return_logprobs=True, max_requests_per_batch=batch_size)
+    results = {}
+    with model.continuous_batching_context_manager(generation_config=config, continuous_batching_config=batching,
+                                                   warmup=False) as manager:
+        ids = manager.add_requests(inputs=prompt_ids, max_new_tokens=gp.max_new_tokens)
+        while len(results) < len(ids):
+            result = manager.get_result(timeout=1)
+            if result is not None and result.is_finished():
+                results[result.request_id] = result
+                if bar is not None:
+                    bar.update(1)
+            elif result is None and not manager.is_running():
+                break
+    answers = []
+    for i in ids:
+        result = results.get(i)
+        if result is None or result.error is not None:
+            raise RuntimeError(f"continuous batching lost answer {i}: {result and result.error}")
+        answers.append(_answer(tokenizer, result.generated_tokens, result.logprobs, stops))
+    return answers
+
+
+def generate_padded(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_ids: list[list[int]],
+                    gp: Generate, batch_size: int, bar=None) -> list[Generated]:
+    """:func:`generate` by padded batches (``model.generate``): prompts left-padded so every row's next token
+    sits in the same column; a batch decodes until its longest answer ends."""
     import torch
     from transformers import LogitsProcessorList
 
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stops = {t for t in (tokenizer.eos_token_id, pad) if t is not None}
+    pad, stops = _pad_and_stops(tokenizer)
     # Similar lengths together waste less padding; the output order is restored below.
     order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
     by_index: dict[int, Generated] = {}
@@ -131,9 +184,7 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_
             out = model.generate(input_ids=ids, attention_mask=mask, use_cache=True, **hf_kwargs(gp, pad),
                                  logits_processor=LogitsProcessorList([logprobs]))
         for r, i in enumerate(rows):
-            new = out[r, width:].tolist()
-            n = next((k for k, t in enumerate(new) if t in stops), len(new))  # answer tokens, before the stop
-            by_index[i] = Generated(tokenizer.decode(new[:n], skip_special_tokens=True).strip(), logprobs.row(r, n))
+            by_index[i] = _answer(tokenizer, out[r, width:].tolist(), logprobs.row(r), stops)
         if bar is not None:
             bar.update(len(rows))
     return [by_index[i] for i in range(len(prompt_ids))]

@@ -61,13 +61,33 @@ def _prompts(model_dir, tp):
 
 
 def test_batched_generation_matches_one_at_a_time(lively_model, gp, tp):
-    """Left padding must not change a greedy answer: batch of 3 == three batches of 1."""
+    """Batching must not change a greedy answer: continuous batches of 3 and of 1, and padded batches of 3
+    (left padding; model.generate), answer alike, with the same confidences; the model works as before after."""
+    import torch
+
     model, tokenizer, ids = _prompts(lively_model, tp)
+    gp = gp.model_copy(update={"max_new_tokens": 12})  # longer than some answers: rows finish at different steps
+    before = model(input_ids=torch.tensor([ids[0]])).logits
     batched = generate.generate(model, tokenizer, ids, gp, batch_size=3)
-    single = [generate.generate(model, tokenizer, [i], gp, batch_size=1)[0] for i in ids]
-    assert [b.text for b in batched] == [s.text for s in single]
+    single = generate.generate(model, tokenizer, ids, gp, batch_size=1)
+    padded = generate.generate_padded(model, tokenizer, ids, gp, batch_size=3)
+    assert [b.text for b in batched] == [s.text for s in single] == [p.text for p in padded]
     assert [b.confidence for b in batched] == pytest.approx([s.confidence for s in single], abs=1e-3)
+    for b, p in zip(batched, padded):  # the padded path cannot score the last token at the length limit
+        assert len(p.logprobs) <= len(b.logprobs) <= len(p.logprobs) + 1
+        assert b.logprobs[:len(p.logprobs)] == pytest.approx(p.logprobs, abs=1e-3)
     assert all(b.text for b in batched) and len({b.text for b in batched}) == 3  # real, prompt-dependent answers
+    assert torch.allclose(model(input_ids=torch.tensor([ids[0]])).logits, before, atol=1e-5)
+
+
+def test_a_repetition_penalty_is_applied_in_batches(tiny_model, gp, tp):
+    """transformers' continuous batching drops a repetition penalty: answers with one must still feel it.
+    The tiny model answers every prompt with newlines only (an empty answer), unless repeating is penalised."""
+    model, tokenizer, ids = _prompts(tiny_model, tp)
+    plain = generate.generate(model, tokenizer, ids, gp, batch_size=3)
+    penalised = generate.generate(model, tokenizer, ids, gp.model_copy(update={"repetition_penalty": 3.0}), batch_size=3)
+    assert [p.text for p in plain] == ["", "", ""]
+    assert all(p.text for p in penalised)
 
 
 def test_reference_loss_is_the_answer_tokens_nll(tiny_model, tp):
