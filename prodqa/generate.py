@@ -119,6 +119,10 @@ def _answer(tokenizer, new: list[int], logprobs: list[float], stops: set[int]) -
     return Generated(tokenizer.decode(new[:n], skip_special_tokens=True).strip(), logprobs[:n])
 
 
+BLOCK_TOKENS = 64  # continuous batching: the KV cache's page, in tokens
+PREFILL_TOKENS = 1024  # continuous batching: prompt tokens per forward pass (bounds the logits' memory)
+
+
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_ids: list[list[int]], gp: Generate,
              batch_size: int, bar=None) -> list[Generated]:
     """Answers to token-id prompts, special tokens and the prompt removed, in the prompts' order.
@@ -138,7 +142,11 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_
     pad, stops = _pad_and_stops(tokenizer)
     config = copy.deepcopy(model.generation_config)  # its end-of-turn token, as model.generate would use
     config.update(**hf_kwargs(gp, pad))
-    batching = ContinuousBatchingConfig(return_logprobs=True, max_requests_per_batch=batch_size)
+    # Sized for this work: left to itself on a CPU, the cache takes most of the machine's memory.
+    blocks = math.ceil((max(map(len, prompt_ids), default=1) + gp.max_new_tokens) / BLOCK_TOKENS)
+    batching = ContinuousBatchingConfig(return_logprobs=True, max_requests_per_batch=batch_size,
+                                        block_size=BLOCK_TOKENS, num_blocks=batch_size * blocks,
+                                        max_batch_tokens=PREFILL_TOKENS)
     results = {}
     with model.continuous_batching_context_manager(generation_config=config, continuous_batching_config=batching,
                                                    warmup=False) as manager:
