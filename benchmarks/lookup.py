@@ -11,12 +11,16 @@ Zipf law over a 300k-word vocabulary. Every real title is asked exactly and in e
 Every fifth real title is left out of the catalog and asked too: a match there is a false match (the
 product is not in the catalog; the answer would be grounded on another). Records build time, file size,
 the time to open the index, and lookup latency in benchmarks/results/lookup.json.
+Also recorded: how often each way is asked back ("which one?": the question fits several titles as well), and
+for the partial names, how many begin more than one catalog title (then asking back is right) and how many of
+those, and of the others, were asked back (issue 24).
 Targets (issue 23): hit@1 >= 0.95 over the typed questions; p95 <= 50 ms; index opened in <= 1 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import html
 import json
 import statistics
@@ -81,8 +85,22 @@ def main(argv=None) -> None:
         index = catalog.Catalog(out)
         index.find("warm up")
         open_s = time.perf_counter() - start
+        folded = sorted(t.casefold() for t in titles)
+
+        def shared(prefix: str) -> bool:
+            """Whether 2+ catalog titles begin with the words of ``prefix`` (case aside) and none is just them."""
+            prefix = prefix.casefold()
+            i, n = bisect.bisect_left(folded, prefix), 0
+            if i < len(folded) and folded[i] == prefix:
+                return False  # a whole title, named
+            while i < len(folded) and folded[i].startswith(prefix) and n < 2:
+                n += not folded[i][len(prefix)].isalnum()  # a whole word ends there
+                i += 1
+            return n >= 2
+
         by_way: dict[str, list[bool]] = {}
-        times, misses = [], []
+        asked_back: dict[str, list[bool]] = {}
+        ambiguous, unsure, times, misses = [], [], [], []
         for title in real:
             for way in ("exact", *typed.WAYS):
                 q = f"Tell me about {title}." if way == "exact" else typed.question(title, way)
@@ -92,6 +110,12 @@ def main(argv=None) -> None:
                 got = match.title if match else None
                 hit = got == title or (way == "partial" and got is not None and got.startswith(typed.partial(title)))
                 by_way.setdefault(way, []).append(hit)
+                asked_back.setdefault(way, []).append(bool(match and match.others))
+                if way == "partial":
+                    ambiguous.append(shared(typed.partial(title)))
+                    if ambiguous[-1] != asked_back[way][-1] and len(unsure) < 30:
+                        unsure.append({"question": q, "shared": ambiguous[-1], "found": got,
+                                       "others": list(match.others) if match else [], "score": score})
                 if not hit and len(misses) < 40:
                     misses.append({"way": way, "question": q, "found": got, "score": score})
         false = []
@@ -107,6 +131,11 @@ def main(argv=None) -> None:
               "open_s": round(open_s, 3), "find": percentiles(times),
               "hit_at_1": {way: round(sum(h) / len(h), 4) for way, h in by_way.items()},
               "hit_at_1_typed": round(sum(typed_hits) / len(typed_hits), 4),
+              "asked_back": {way: round(sum(a) / len(a), 4) for way, a in asked_back.items()},
+              "partial_shared": {"questions": len(ambiguous), "shared": sum(ambiguous),
+                                 "asked_back_when_shared": sum(a for a, sh in zip(asked_back["partial"], ambiguous) if sh),
+                                 "asked_back_when_not": sum(a for a, sh in zip(asked_back["partial"], ambiguous) if not sh),
+                                 "disagreements": unsure},
               "absent_titles": len(absent), "false_match_rate": round(sum(false) / len(false), 4), "misses": misses}
     record(result, args.result)
     print(json.dumps({k: v for k, v in result.items() if k != "misses"}, indent=1))

@@ -4,7 +4,9 @@ The fine-tuned model answers from memory; once its first tokens are known (``gen
 so is its confidence. At or above ``generate.min_confidence`` the answer goes on, **from memory**. Below, it
 is dropped unseen: the product is looked up in the catalog (``data/catalog/catalog.sqlite``) and the model
 answers **from the catalog**, grounded on the stored description; a product in neither gets **not in the
-catalog** and no invented description. The source and the confidence are printed first (to stderr).
+catalog** and no invented description. A question that fits several catalog products as well (a name typed in
+part that begins several titles) is answered with the question back: which one? The source and the confidence
+are printed first (to stderr).
 
 ``--memory`` always answers closed-book and ``--grounded`` always from the catalog (for comparisons). By
 default the q8_0 GGUF runs in llama.cpp; ``--hf`` uses the merged transformers model instead.
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .catalog import MIN_SCORE, Catalog
+from .catalog import MIN_SCORE, Catalog, Match
 from .files import DataError
 from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, load_hf, stream_gguf, stream_hf
 from .params import Generate, Template
@@ -68,12 +70,22 @@ def head(stream: Stream) -> list[str]:
     return pieces
 
 
+def which(match: Match) -> str:
+    """The answer to a question that names several products as well as one (a shared beginning): ask which."""
+    return f"Several products go by that name: {'; '.join([match.title, *match.others])}. Which one do you mean?"
+
+
 def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], Stream],
           catalog: Catalog | None) -> Routed:
-    """Answer from memory when confident, else from the catalog, else say the product is unknown.
+    """Answer from memory when confident, else from the catalog, else say the product is unknown; ask which
+    product is meant when the question fits several as well (before any answer: the model would pick one, or
+    blend their descriptions).
 
     ``answer(prompt)`` streams the fine-tuned model's answer to a prompt of ``template.prompt``.
     """
+    match, score = catalog.find(question) if catalog is not None else (None, 0.0)
+    if match is not None and match.others:
+        return Routed("ambiguous", f"several products match: which one? ({1 + len(match.others)} listed)", iter([which(match)]))
     closed = answer(prompt(question, tp))
     first = head(closed)
     if recalled(closed.confidence, gp):
@@ -82,7 +94,6 @@ def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], 
     unsure = f"confidence {closed.confidence:.2f} < {gp.min_confidence}"
     if catalog is None:
         return Routed("unknown", f"not in the catalog (no catalog index; {unsure})", iter([DONT_KNOW]))
-    match, score = catalog.find(question)
     if match is None:
         return Routed("unknown", f"not in the catalog (best match {score:.0f} < {MIN_SCORE}; {unsure})",
                       iter([DONT_KNOW]))

@@ -17,7 +17,10 @@ A question names a product loosely ("tell me about the girls ballet tutu pink", 
    ("Pink" against "Girls Ballet Tutu Neon Pink" asked without "Neon"), and a name typed in part still finds
    the title it begins.
 
-Below ``MIN_SCORE`` there is no match: the product is not in the catalog.
+Below ``MIN_SCORE`` there is no match: the product is not in the catalog. When the question names only the
+first words of the title found, other titles that begin with the same words (and hold every question word
+it does) come with the match as ``others`` ("Harry Potter and the" begins seven): the question does not say
+which product it means.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from .files import DataError, atomic_path
 
 BETA = 0.5  # < 1: the title's coverage weighs more than the question's (people add words around a name)
 MIN_SCORE = 85  # below: not in the catalog (chosen with benchmarks/lookup.py on real titles: docs/confidence.md)
+MAX_OTHERS = 4  # other titles the question begins as well, named besides the best
 CANDIDATES = 200  # titles scored per lookup
 RETRIEVE_WORDS = 4  # rarest question words that retrieve candidates
 LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"  # what a typo may put in a word
@@ -55,6 +59,7 @@ class Match:
     title: str
     content: str
     score: float  # 0-100: how well title and question cover each other
+    others: tuple[str, ...] = ()  # other titles that begin with the words the question names: it does not say which
 
     def context(self) -> dict:
         """The product as ``template.prompt`` takes it for a grounded answer."""
@@ -181,11 +186,16 @@ class Catalog:
             return 0.0 if not precision or not recall else (1 + b2) * precision * recall / (b2 * precision + recall)
 
         whole = f(sum(w for t, w in t_weight.items() if t in hit_t) / (sum(t_weight.values()) or 1))
-        prefix = next((i for i, t in enumerate(t_list) if t not in hit_t), len(t_list))
+        prefix = self.begun(question, t_list, hit_t)
         named = t_list[:prefix]
-        in_order = any(question[i:i + len(named)] == named for i in range(len(question)))
-        part = 0.9 * f(1.0) if len([t for t in named if t in t_weight]) >= 2 and prefix < len(t_list) and in_order else 0.0
+        part = 0.9 * f(1.0) if len([t for t in named if t in t_weight]) >= 2 and prefix < len(t_list) else 0.0
         return round(100 * max(whole, part), 1)
+
+    @staticmethod
+    def begun(question: list[str], t_list: list[str], hit_t: set[str]) -> int:
+        """How many of the title's first words (``t_list``, matched ``hit_t``) the question names, in their order."""
+        prefix = next((i for i, t in enumerate(t_list) if t not in hit_t), len(t_list))
+        return prefix if any(question[i:i + prefix] == t_list[:prefix] for i in range(len(question))) else 0
 
     def find(self, question: str) -> tuple[Match | None, float]:
         """The product the question is about and its score, or (None, best score) below MIN_SCORE."""
@@ -198,15 +208,20 @@ class Catalog:
                   for rowid in self._candidates(query, df)}
         df = {**df, **self._df({w for t in titles.values() for w in words(t)} - df.keys())}
         explained = set().union(*(self.hits(ordered, t)[2] for t in titles.values()))
-        best, best_score = None, 0.0
-        for rowid, title in titles.items():
-            s = self.score(ordered, title, df, explained)
-            if s > best_score:
-                best, best_score = rowid, s
-        if best is None or best_score < MIN_SCORE:
-            return None, best_score
+        ranked = sorted(((self.score(ordered, t, df, explained), rowid, t) for rowid, t in titles.items()),
+                        key=lambda x: -x[0])  # stable: of equal scores, the first retrieved comes first
+        if not ranked or ranked[0][0] < MIN_SCORE:
+            return None, ranked[0][0] if ranked else 0.0
+        best_score, best, best_title = ranked[0]
+        t_list, hit_t, hit_q = self.hits(ordered, best_title)
+        named = t_list[:self.begun(ordered, t_list, hit_t)]
+        others = ()
+        if 0 < len(named) < len(t_list) and set(named) - SCAFFOLDING:  # the title named in part: which one?
+            begin = self.db.execute("SELECT rowid, title FROM titles WHERE titles MATCH ? ORDER BY rank LIMIT ?",
+                                    ("^" + _quote(" ".join(named)), 50))  # titles that begin with those words
+            others = tuple(t for rowid, t in begin if rowid != best and self.hits(ordered, t)[2] >= hit_q)[:MAX_OTHERS]
         title, content = self.db.execute("SELECT title, content FROM products WHERE id = ?", (best,)).fetchone()
-        return Match(title, content, best_score), best_score
+        return Match(title, content, best_score, others), best_score
 
     def suggest(self, text: str, k: int = 8) -> list[str]:
         """Up to ``k`` catalog titles for what has been typed so far (the last word may be unfinished)."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, check_question, recalled
+from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, check_question, recalled, which
 from .catalog import MIN_SCORE, Catalog
 from .files import DataError, SetupError
 from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, stream_gguf
@@ -94,6 +94,10 @@ class Answerer:
         """Choose the routed answer once the closed-book one's confidence is known (see ``ask.route``)."""
         main, tuned = answers["main"], answers["tuned"]
         if main.note or "tuned" in self.missing:
+            return
+        if match is not None and match.others:
+            main.note, main.text = "Several products match: which one?", which(match)
+            main.total_s = time.perf_counter() - main.started
             return
         stream = streams.get("tuned")
         if stream is not None and stream.scored < CONFIDENCE_TOKENS:

@@ -27,6 +27,8 @@ def catalog(tmp_path):
     pq.write_table(pa.Table.from_pylist([
         {"uid": "1", "title": "Girls Ballet Tutu Neon Pink", "content": "High quality 3 layer ballet tutu."},
         {"uid": "2", "title": "Lodge Pre-Seasoned Cast Iron Skillet", "content": "A 12-inch skillet."},
+        {"uid": "3", "title": "Harry Potter and the Goblet of Fire", "content": "The fourth book."},
+        {"uid": "4", "title": "Harry Potter and the Order of the Phoenix", "content": "The fifth book."},
     ]), path)
     build(path, tmp_path / "catalog.sqlite")
     return str(tmp_path / "catalog.sqlite")
@@ -100,6 +102,16 @@ def test_an_unsure_answer_is_dropped_for_the_catalogs(catalog, shipped):
 def test_an_unsure_answer_about_an_unknown_product_says_so(catalog, shipped, has_catalog):
     routed, text, _ = _route(catalog if has_catalog else None, shipped, "What is a quantum flux capacitor?", -0.5)
     assert routed.source == "unknown" and routed.label.startswith("not in the catalog") and text == ask.DONT_KNOW
+
+
+@pytest.mark.parametrize("logprob", [-0.01, -0.5])
+def test_a_name_several_products_share_is_asked_back_not_answered(catalog, shipped, logprob):
+    routed, text, asked = _route(catalog, shipped, "Tell me about Harry Potter and the.", logprob)
+    assert routed.source == "ambiguous" and asked == []  # neither recalled nor grounded on a guess
+    assert text.startswith("Several products go by that name: Harry Potter and the ") and text.endswith("Which one do you mean?")
+    assert "Goblet of Fire" in text and "Order of the Phoenix" in text
+    routed, text, _ = _route(catalog, shipped, "Tell me about Harry Potter and the Goblet of Fire.", -0.01)
+    assert routed.source == "memory"
 
 
 def test_grounded_prompt_carries_the_description(catalog, shipped):

@@ -49,6 +49,19 @@ def test_find(catalog, question, title):
         assert match.content == f"about {title}" and match.context() == {"title": title, "content": f"about {title}"}
 
 
+@pytest.mark.parametrize("question, meant", [
+    ("Tell me about the Girls Ballet Tutu Neon.", {"Girls Ballet Tutu Neon Pink", "Girls Ballet Tutu Neon Pink XL"}),
+    ("girls ballet tutu", {"Girls Ballet Tutu Neon Pink", "Girls Ballet Tutu Neon Pink XL"}),
+    ("What is Girls Ballet Tutu Neon Pink?", {"Girls Ballet Tutu Neon Pink"}),  # the whole title: no doubt
+    ("What is Girls Ballet Tutu Neon Pink XL?", {"Girls Ballet Tutu Neon Pink XL"}),
+    ("Tell me about the Lodge Pre-Seasoned.", {"Lodge Pre-Seasoned Cast Iron Skillet"}),  # begins one title only
+    ("the girl in the mirror", {"The Girl in the Mirror"}),
+])
+def test_a_name_that_begins_several_titles_matches_them_all(catalog, question, meant):
+    match, _ = catalog.find(question)
+    assert {match.title, *match.others} == meant, question
+
+
 def test_suggest_completes_the_last_half_typed_word(catalog):
     assert set(catalog.suggest("what is the ballet tu")[:2]) == {"Girls Ballet Tutu Neon Pink", "Girls Ballet Tutu Neon Pink XL"}
     assert catalog.suggest("caf") == ["Café Crème Mug"]

@@ -26,7 +26,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian'
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, lively_model, other_model):
-    """Two tiny GGUFs that answer differently (fine-tuned, base), a two-product catalog and greedy params."""
+    """Two tiny GGUFs that answer differently (fine-tuned, base), a four-product catalog and greedy params."""
     needs_llama_cpp()
     from prodqa import catalog, gguf_writer
 
@@ -36,6 +36,8 @@ def served(tmp_path_factory, lively_model, other_model):
     pq.write_table(pa.Table.from_pylist([
         {"uid": "1", "title": TUTU, "content": "High quality 3 layer ballet tutu."},
         {"uid": "2", "title": "Lodge Pre-Seasoned Cast Iron Skillet", "content": "A 12-inch skillet."},
+        {"uid": "3", "title": "Harry Potter and the Goblet of Fire", "content": "The fourth book."},
+        {"uid": "4", "title": "Harry Potter and the Order of the Phoenix", "content": "The fifth book."},
     ]), where / "products.parquet")
     catalog.build(where / "products.parquet", where / "catalog.sqlite")
     doc = params.read_yaml(ROOT / "params.yaml")
@@ -110,6 +112,14 @@ def test_the_routed_answer_is_the_panel_its_confidence_chooses(served, tmp_path,
     else:
         assert main.text == answers[source].text != "" and main.source == source
         assert main.note.startswith({"tuned": "From memory", "grounded": f"From the catalog: {TUTU}"}[source])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("min_confidence", [0.0, 1.0])
+def test_a_name_several_products_share_is_asked_back_whatever_the_confidence(served, tmp_path, min_confidence):
+    main = _routed(served, tmp_path, min_confidence, "Tell me about Harry Potter and the.")["main"]
+    assert main.note == "Several products match: which one?" and main.source is None
+    assert "Goblet of Fire" in main.text and "Order of the Phoenix" in main.text and main.text.endswith("Which one do you mean?")
 
 
 @pytest.mark.slow
