@@ -97,7 +97,9 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     reused = {int(k): Path(v) for k, v in (r.split("=", 1) for r in args.reuse)}
-    points = []
+    # Sizes recorded by an earlier run stay in the curve unless measured again (a 354-product run takes an hour).
+    earlier = json.loads(Path(args.result).read_text())["points"] if Path(args.result).exists() else []
+    points = {p["size"]: p for p in earlier}
     for size in sorted({*args.sizes, *reused}):
         work = reused.get(size, Path(args.work) / str(size))
         overrides = [*args.set, f"sample.n_products={math.ceil(size / (1 - VAL_FRAC - TEST_FRAC))}",
@@ -113,14 +115,14 @@ def main(argv=None) -> None:
         run = json.loads(result_file.read_text())
         if not (work / "base_dir.json").exists():
             (work / "base_dir.json").write_text(json.dumps(args.base_model or str(work / "base")))
-        points.append({"size": size, "overrides": overrides, "recipe": run["recipe"],
-                       "seen_rougeL": run["summary"]["seen"]["rougeL"]["tuned"],
-                       "seen_examples": run["scores"]["tuned"]["seen"]["examples"],
-                       "validation_loss": run["summary"]["validation_loss"], "cost": run["summary"]["cost"],
-                       "tokens_per_s": run["train"]["train"].get("tokens_per_s"), "stage_seconds": run["stage_seconds"],
-                       "knowledge": stored_bits(work, work / "params.yaml")})
-        record({"points": points}, args.result)  # after every size: a long sweep keeps what it measured
-    plot(points, ROOT / "docs" / "capacity.png")
+        points[size] = {"size": size, "overrides": overrides, "recipe": run["recipe"],
+                        "seen_rougeL": run["summary"]["seen"]["rougeL"]["tuned"],
+                        "seen_examples": run["scores"]["tuned"]["seen"]["examples"],
+                        "validation_loss": run["summary"]["validation_loss"], "cost": run["summary"]["cost"],
+                        "tokens_per_s": run["train"]["train"].get("tokens_per_s"),
+                        "stage_seconds": run["stage_seconds"], "knowledge": stored_bits(work, work / "params.yaml")}
+        record({"points": [points[k] for k in sorted(points)]}, args.result)  # after every size
+    plot([points[k] for k in sorted(points)], ROOT / "docs" / "capacity.png")
 
 
 if __name__ == "__main__":
