@@ -105,17 +105,11 @@ def score(answers: list[str], references: list[str]) -> tuple[dict, list[dict]]:
     return metrics, per
 
 
-def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: list[dict], asked: list[str],
-             p: Evaluate, gp: Generate, tp: Template, bar=None) -> tuple[dict, list[dict]]:
-    """Answer ``asked`` (one question per product of ``rows``) and score against the real descriptions."""
-    return evaluate_sets(model, tokenizer, {"": (rows, asked)}, p, gp, tp, bar)[""]
-
-
 def evaluate_sets(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sets: dict[str, tuple[list[dict], list[str]]],
                   p: Evaluate, gp: Generate, tp: Template, bar=None) -> dict[str, tuple[dict, list[dict]]]:
-    """:func:`evaluate` for several sets of (rows, questions) at once: their answers share the decoder's
-    batches (a decode step costs about as much for a few rows as for many, so fuller batches cost less); each set gets
-    its own metrics and records."""
+    """Answer each set's questions (one per product of its rows) and score them against the real descriptions.
+    All sets at once: their answers share the decoder's batches (a decode step costs about as much for a few
+    rows as for many, so fuller batches cost less); each set gets its own metrics and records."""
     rows = [r for rs, _ in sets.values() for r in rs]
     ps = [prompt(q, tp) for _, asked in sets.values() for q in asked]
     generated = generate(model, tokenizer, [encode(x, tokenizer) for x in ps], gp, p.batch_size, bar=bar)

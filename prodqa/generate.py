@@ -133,6 +133,8 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_
     log-probability, which makes the confidence. It has no repetition penalty, so with one the padded batch
     (:func:`generate_padded`) answers instead.
     """
+    if not prompt_ids:
+        return []
     if gp.repetition_penalty != 1.0:
         return generate_padded(model, tokenizer, prompt_ids, gp, batch_size, bar)
     import copy
@@ -143,7 +145,7 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_
     config = copy.deepcopy(model.generation_config)  # its end-of-turn token, as model.generate would use
     config.update(**hf_kwargs(gp, pad))
     # Sized for this work: left to itself on a CPU, the cache takes most of the machine's memory.
-    blocks = math.ceil((max(map(len, prompt_ids), default=1) + gp.max_new_tokens) / BLOCK_TOKENS)
+    blocks = math.ceil((max(map(len, prompt_ids)) + gp.max_new_tokens) / BLOCK_TOKENS)
     batching = ContinuousBatchingConfig(return_logprobs=True, max_requests_per_batch=batch_size,
                                         block_size=BLOCK_TOKENS, num_blocks=batch_size * blocks,
                                         max_batch_tokens=PREFILL_TOKENS)

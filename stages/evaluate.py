@@ -23,15 +23,18 @@ def main(argv=None):
 
     model, tokenizer = generate.load_hf(args.model, gp)
     sizes = {"seen": ("train", p.seen_examples), "unseen": ("test", p.unseen_examples)}
+    sets = {}
+    for name, (split, n) in sizes.items():
+        rows = pq.read_table(Path(args.sample) / f"{split}.parquet", columns=["uid", "title", "content"])
+        rows = rows.slice(0, n).to_pylist()
+        sets[name] = (rows, evaluate.questions(rows, tp, name == "seen"))
     confidences: dict[str, list[float]] = {}
     with atomic_path(args.answers, is_dir=True) as tmp, Live(args.metrics, dvcyaml=None, save_dvc_exp=False,
                                                                report=None) as live:
-        for name, (split, n) in sizes.items():
-            rows = pq.read_table(Path(args.sample) / f"{split}.parquet", columns=["uid", "title", "content"])
-            rows = rows.slice(0, n).to_pylist()
-            with progress(len(rows), unit="answer", desc=f"{Path(args.model).name} {name}") as bar:
-                metrics, records = evaluate.evaluate(model, tokenizer, rows, evaluate.questions(rows, tp, name == "seen"),
-                                                     p, gp, tp, bar=bar)
+        with progress(sum(len(rows) for rows, _ in sets.values()), unit="answer",
+                      desc=f"{Path(args.model).name} seen, unseen") as bar:
+            results = evaluate.evaluate_sets(model, tokenizer, sets, p, gp, tp, bar=bar)  # one batch for both
+        for name, (metrics, records) in results.items():
             write_jsonl(Path(tmp) / f"{name}.jsonl", records)
             for key, value in metrics.items():
                 live.log_metric(f"{name}/{key}", value, plot=False)
