@@ -8,9 +8,11 @@ file that DVC versions, and ranks by BM25; bm25s or tantivy would add a dependen
 A question names a product loosely ("tell me about the girls ballet tutu pink", "lodge skilet"), so lookup
 (:meth:`Catalog.find`) works on words:
 
-1. the question's words, minus the scaffolding of question phrasings ("what", "tell", "about"), a word the
-   catalog lacks replaced by its most common word one edit away (a typo), retrieve candidates by BM25:
-   titles holding all of its rarest words, then any of them;
+1. the question's words, minus the scaffolding of question phrasings ("what", "tell", "about") and English
+   function words, retrieve candidates by BM25: titles holding all of its rarest words, then titles holding
+   two of its words side by side as it does ("paris on the": a name typed in part), then any of them. A word
+   the catalog lacks (a typo) stands for its commonest words one edit away, and each title is read with the
+   one it holds ("celan": "clan" or "clean");
 2. each candidate is scored (:meth:`Catalog.score`, 0–100) by how much of the title the question covers and
    how much of the question the title covers, words weighed by rarity (IDF): an F0.5, so the title's
    coverage counts double. The product meant wins over a short title that happens to be inside the question
@@ -35,13 +37,20 @@ from pathlib import Path
 from .files import DataError, atomic_path
 
 BETA = 0.5  # < 1: the title's coverage weighs more than the question's (people add words around a name)
-MIN_SCORE = 85  # below: not in the catalog (chosen with benchmarks/lookup.py on real titles: docs/confidence.md)
+MIN_SCORE = 88  # below: not in the catalog (chosen with benchmarks/lookup.py on real titles: docs/confidence.md)
 MAX_OTHERS = 4  # other titles the question begins as well, named besides the best
 CANDIDATES = 200  # titles scored per lookup
+TYPO_FIXES = 3  # catalog words one edit away from a word it lacks, tried in its place (most common first)
 RETRIEVE_WORDS = 4  # rarest question words that retrieve candidates
 LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"  # what a typo may put in a word
+# Words a question wraps a name in: the project's question phrasings, and English function words ("could",
+# "any", "at"), which a title holds by chance (they count where both hold them; see Catalog.score).
 SCAFFOLDING = {"a", "an", "the", "of", "me", "about", "please", "product", "tell", "what", "whats", "s", "is", "do",
-               "you", "know", "describe", "can", "give", "description", "info", "on", "details", "like", "it"}
+               "you", "know", "describe", "can", "give", "description", "info", "on", "details", "like", "it",
+               "i", "m", "im", "my", "we", "your", "its", "this", "that", "these", "those", "there", "here", "any",
+               "some", "at", "in", "to", "for", "from", "with", "by", "as", "and", "or", "if", "be", "are", "was",
+               "were", "am", "been", "does", "did", "could", "would", "should", "will", "may", "might", "must",
+               "which", "who", "how", "why", "when", "where", "more", "much", "just", "so", "than", "then"}
 
 
 def words(text: str) -> list[str]:
@@ -118,22 +127,33 @@ class Catalog:
     def _idf(self, df: dict[str, int], word: str) -> float:
         return math.log((self.n + 1) / (df.get(word, 0) + 0.5))  # an unknown word (a typo) counts as rare
 
-    def _candidates(self, query: list[str], df: dict[str, int], prefix: str | None = None, k: int = CANDIDATES):
-        known = sorted((w for w in set(query) if df.get(w)), key=lambda w: df[w])[:RETRIEVE_WORDS]
-        terms = [_quote(w) for w in known] + ([_quote(prefix) + "*"] if prefix else [])
+    def _candidates(self, query: list[str], df: dict[str, int], prefix: str | None = None, k: int = CANDIDATES,
+                    fixes: dict[str, list[str]] | None = None, pairs: list[tuple[str, str]] = ()) -> list[int]:
+        """Rowids of up to ``k`` titles to score, the likeliest first: titles holding the question's rarest words
+        (a typo: any of its ``fixes``), then those holding two of its words side by side as it does (``pairs``: a
+        name typed in part, "paris on the", whose one rare word is in thousands of titles), then any of them."""
+        fixes = fixes or {}
+        weight = {w: sum(df.get(f, 0) for f in fixes.get(w, [w])) for w in set(query)}
+        known = sorted((w for w in weight if weight[w]), key=lambda w: weight[w])[:RETRIEVE_WORDS]
+        terms = [" OR ".join(_quote(f) for f in fixes.get(w, [w])) for w in known]
+        terms = [f"({t})" if " OR " in t else t for t in terms]
+        terms += [_quote(prefix) + "*"] if prefix else []
         if not terms:
             return []
-        rows = []
-        if len(terms) > 1:  # all of them first (the product meant, when every word is right), then any
-            rows = self.db.execute("SELECT rowid FROM titles WHERE titles MATCH ? ORDER BY rank LIMIT ?",
-                                   (" ".join(terms), k)).fetchall()
-        if len(rows) < k:
-            rows += self.db.execute("SELECT rowid FROM titles WHERE titles MATCH ? ORDER BY rank LIMIT ?",
-                                    (" OR ".join(terms), k)).fetchall()
-        return list(dict.fromkeys(r[0] for r in rows))
+        queries = [" AND ".join(terms)] if len(terms) > 1 else []  # all of them (every word right), then phrases, then any
+        queries += [" OR ".join(_quote(f"{a} {b}") for a, b in pairs)] if pairs else []
+        queries += [" OR ".join(terms)]
+        rows: dict[int, None] = {}
+        for query in queries:
+            if len(rows) >= k:
+                break
+            found = self.db.execute("SELECT rowid FROM titles WHERE titles MATCH ? ORDER BY rank LIMIT ?", (query, k))
+            rows.update(dict.fromkeys(r[0] for r in found))
+        return list(rows)[:k]
 
-    def _corrected(self, query: list[str], df: dict[str, int]) -> tuple[list[str], dict[str, int]]:
-        """Question words the catalog does not have, replaced by its most common word one edit away (a typo)."""
+    def _corrected(self, query: list[str], df: dict[str, int]) -> tuple[dict[str, list[str]], dict[str, int]]:
+        """For each question word the catalog does not have, its most common words one edit away (a typo): up
+        to ``TYPO_FIXES``, each tried in its place ("celan": "clan" and "clean"; the title decides)."""
         unknown = [w for w in set(query) if not df.get(w) and len(w) >= 4 and w.isalpha()]
         fixes = {}
         for word in unknown:
@@ -142,9 +162,9 @@ class Catalog:
             edits |= {a + c + b[1:] for a, b in splits if b for c in LETTERS} | {a + c + b for a, b in splits for c in LETTERS}
             found = self._df(edits)
             if found:
-                fixes[word] = max(found, key=lambda w: (found[w], w))
-                df = {**df, fixes[word]: found[fixes[word]]}
-        return [fixes.get(w, w) for w in query], df
+                fixes[word] = sorted(found, key=lambda w: (-found[w], w))[:TYPO_FIXES]
+                df = {**df, **{f: found[f] for f in fixes[word]}}
+        return fixes, df
 
     def hits(self, question: list[str], title: str) -> tuple[list[str], set[str], set[str]]:
         """The title's words, and which title and question words match each other (equal, or one edit apart
@@ -178,7 +198,7 @@ class Catalog:
             return 0.0
         idf = {w: self._idf(df, w) for w in set(t_list) | q_set}
         t_weight = {t: idf[t] for t in set(t_list) if t not in SCAFFOLDING or t in hit_t}
-        q_weight = {q: idf[q] for q in q_set if q not in SCAFFOLDING or q in hit_q}
+        q_weight = {q: idf[q] for q in q_set if q not in SCAFFOLDING or q in hit_q or q in self.diverging(question, t_list, hit_q)}
         recall = sum(w for q, w in q_weight.items() if q in hit_q) / (sum(q_weight.values()) or 1)
 
         def f(precision: float) -> float:
@@ -192,6 +212,19 @@ class Catalog:
         return round(100 * max(whole, part), 1)
 
     @staticmethod
+    def diverging(question: list[str], t_list: list[str], hit_q: set[str]) -> set[str]:
+        """Scaffolding words the question puts right after a word of the title where the title goes on with another
+        word: "nice for" is not "Nice Qnhibbae Just So", though "for" alone says nothing ("Is The Black Moon any
+        good?" names "The Black Moon" whole)."""
+        out = set()
+        for prev, word in zip(question, question[1:]):
+            if word in SCAFFOLDING and word not in hit_q and prev in hit_q and prev in t_list:
+                nxt = t_list.index(prev) + 1
+                if nxt < len(t_list) and t_list[nxt] != word:
+                    out.add(word)
+        return out
+
+    @staticmethod
     def begun(question: list[str], t_list: list[str], hit_t: set[str]) -> int:
         """How many of the title's first words (``t_list``, matched ``hit_t``) the question names, in their order."""
         prefix = next((i for i, t in enumerate(t_list) if t not in hit_t), len(t_list))
@@ -201,25 +234,31 @@ class Catalog:
         """The product the question is about and its score, or (None, best score) below MIN_SCORE."""
         asked = words(question)
         query = [w for w in asked if w not in SCAFFOLDING] or asked
-        query, df = self._corrected(query, self._df(set(query)))
-        fixes = dict(zip([w for w in asked if w not in SCAFFOLDING] or asked, query))
-        ordered = [fixes.get(w, w) for w in asked]  # the question, typos fixed, in its order
+        fixes, df = self._corrected(query, self._df(set(query)))
+        pairs = [(a, b) for a, b in zip(asked, asked[1:])
+                 if not {a, b} <= SCAFFOLDING and df.get(a, a in SCAFFOLDING) and df.get(b, b in SCAFFOLDING)]
         titles = {rowid: self.db.execute("SELECT title FROM products WHERE id = ?", (rowid,)).fetchone()[0]
-                  for rowid in self._candidates(query, df)}
+                  for rowid in self._candidates(query, df, fixes=fixes, pairs=pairs)}
         df = {**df, **self._df({w for t in titles.values() for w in words(t)} - df.keys())}
-        explained = set().union(*(self.hits(ordered, t)[2] for t in titles.values()))
-        ranked = sorted(((self.score(ordered, t, df, explained), rowid, t) for rowid, t in titles.items()),
+
+        def ordered(title: str) -> list[str]:
+            """The question in its order, each typo replaced by the fix this title holds (else the commonest)."""
+            held = set(words(title))
+            return [next((f for f in fixes[w] if f in held), fixes[w][0]) if w in fixes else w for w in asked]
+
+        explained = set().union(*(self.hits(ordered(t), t)[2] for t in titles.values()))
+        ranked = sorted(((self.score(ordered(t), t, df, explained), rowid, t) for rowid, t in titles.items()),
                         key=lambda x: -x[0])  # stable: of equal scores, the first retrieved comes first
         if not ranked or ranked[0][0] < MIN_SCORE:
             return None, ranked[0][0] if ranked else 0.0
         best_score, best, best_title = ranked[0]
-        t_list, hit_t, hit_q = self.hits(ordered, best_title)
-        named = t_list[:self.begun(ordered, t_list, hit_t)]
+        t_list, hit_t, hit_q = self.hits(ordered(best_title), best_title)
+        named = t_list[:self.begun(ordered(best_title), t_list, hit_t)]
         others = ()
         if 0 < len(named) < len(t_list) and set(named) - SCAFFOLDING:  # the title named in part: which one?
             begin = self.db.execute("SELECT rowid, title FROM titles WHERE titles MATCH ? ORDER BY rank LIMIT ?",
                                     ("^" + _quote(" ".join(named)), 50))  # titles that begin with those words
-            others = tuple(t for rowid, t in begin if rowid != best and self.hits(ordered, t)[2] >= hit_q)[:MAX_OTHERS]
+            others = tuple(t for rowid, t in begin if rowid != best and self.hits(ordered(t), t)[2] >= hit_q)[:MAX_OTHERS]
         title, content = self.db.execute("SELECT title, content FROM products WHERE id = ?", (best,)).fetchone()
         return Match(title, content, best_score, others), best_score
 

@@ -62,6 +62,33 @@ def test_a_name_that_begins_several_titles_matches_them_all(catalog, question, m
     assert {match.title, *match.others} == meant, question
 
 
+def test_a_typo_is_read_as_the_word_the_title_holds_not_the_commonest(tmp_path):
+    """"celan" is one edit from both "clan" (commoner here) and "clean": the title asked about decides."""
+    titles = [f"Clan {i} Saga" for i in range(50)] + ["Clean Fight", "Fight Night"]
+    match, _ = _catalog(tmp_path, titles).find("Tell me about Celan Fight.")
+    assert match is not None and match.title == "Clean Fight"
+
+
+def test_a_name_typed_in_part_is_found_among_titles_sharing_its_one_rare_word(tmp_path):
+    """"paris on the" has one rare word, held by more titles than are scored: the words side by side find it."""
+    titles = [f"Paris Guide {i}" for i in range(400)] + ["Paris on the Eve 1900-1914"]
+    match, _ = _catalog(tmp_path, titles).find("Tell me about Paris on the.")
+    assert match.title == "Paris on the Eve 1900-1914"
+
+
+@pytest.mark.parametrize("question, title", [
+    ("Could you give me some details on Circus?", "Circus"),  # function words around a name cost nothing
+    ("Is The Black Moon any good? Describe it.", "The Black Moon"),
+    ("Tell me about Nice for.", "Nice for Mice"),  # but one where a title goes on with another word does
+])
+def test_function_words_around_a_name_are_not_part_of_it(tmp_path, question, title):
+    titles = ["Circus", "The Black Moon", "Nice for Mice", "Nice Lovely Just So"] + [
+        f"{w} Filler {i}" for i in range(5) for w in ("Some", "Any", "Could", "For")] + [
+        f"Lovely {i}" for i in range(300)]  # so common a word that a title of "nice" and it is nearly all "nice"
+    match, score = _catalog(tmp_path, titles).find(question)
+    assert match is not None and match.title == title, (question, score)
+
+
 def test_suggest_completes_the_last_half_typed_word(catalog):
     assert set(catalog.suggest("what is the ballet tu")[:2]) == {"Girls Ballet Tutu Neon Pink", "Girls Ballet Tutu Neon Pink XL"}
     assert catalog.suggest("caf") == ["Café Crème Mug"]
