@@ -1,8 +1,9 @@
 """``python -m prodqa ask "What is Girls Ballet Tutu Neon Pink?"``: an answer that says where it comes from.
 
-The fine-tuned model answers from memory; once its first tokens are known (``generate.CONFIDENCE_TOKENS``)
-so is its confidence. At or above ``generate.min_confidence`` the answer goes on, **from memory**. Below, it
-is dropped unseen: the product is looked up in the catalog (``data/catalog/catalog.sqlite``) and the model
+The product is looked up in the catalog first (``data/catalog/catalog.sqlite``), and the fine-tuned model
+is asked about it by the catalog's spelling of its title, however the question typed it. Once the answer's
+first tokens are known (``generate.CONFIDENCE_TOKENS``) so is its confidence. At or above
+``generate.min_confidence`` the answer goes on, **from memory**. Below, it is dropped unseen and the model
 answers **from the catalog**, grounded on the stored description; a product in neither gets **not in the
 catalog** and no invented description. A question that fits several catalog products as well (a name typed in
 part that begins several titles) is answered with the question back: which one? The source and the confidence
@@ -51,7 +52,7 @@ class Routed:
     """Where an answer comes from, and the answer, piece by piece."""
 
     source: str  # "memory", "catalog" or "unknown"
-    label: str  # what the user is told: "from memory (confidence 0.99)", "from the catalog: <title> …"
+    label: str  # what the user is told: "from memory: <title> (confidence 0.99)", "from the catalog: <title> …"
     pieces: Iterator[str]
 
 
@@ -70,6 +71,15 @@ def head(stream: Stream) -> list[str]:
     return pieces
 
 
+def named(question: str, title: str | None, tp: Template) -> str:
+    """The question the fine-tuned model answers closed-book: about the product the catalog found, by its
+    ``title`` as the catalog spells it, in the first of ``template.questions``; the question as asked when the
+    catalog found none (``title`` None). The model learned each product under its catalog title: asked in
+    lower case, with a typo or with the first words only, it recalls far less (docs/recall.md), and the
+    lookup reads those the way people type them."""
+    return tp.questions[0].format(title=title) if title is not None else question
+
+
 def which(match: Match) -> str:
     """The answer to a question that names several products as well as one (a shared beginning): ask which."""
     return f"Several products go by that name: {'; '.join([match.title, *match.others])}. Which one do you mean?"
@@ -81,15 +91,17 @@ def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], 
     product is meant when the question fits several as well (before any answer: the model would pick one, or
     blend their descriptions).
 
-    ``answer(prompt)`` streams the fine-tuned model's answer to a prompt of ``template.prompt``.
+    ``answer(prompt)`` streams the fine-tuned model's answer to a prompt of ``template.prompt``. The
+    closed-book question names the product as the catalog does (:func:`named`), so the label names it too.
     """
     match, score = catalog.find(question) if catalog is not None else (None, 0.0)
     if match is not None and match.others:
         return Routed("ambiguous", f"several products match: which one? ({1 + len(match.others)} listed)", iter([which(match)]))
-    closed = answer(prompt(question, tp))
+    closed = answer(prompt(named(question, match and match.title, tp), tp))
     first = head(closed)
     if recalled(closed.confidence, gp):
-        return Routed("memory", f"from memory (confidence {closed.confidence:.2f})", itertools.chain(first, closed))
+        about = f": {match.title}" if match is not None else ""
+        return Routed("memory", f"from memory{about} (confidence {closed.confidence:.2f})", itertools.chain(first, closed))
     closed.close()
     unsure = f"confidence {closed.confidence:.2f} < {gp.min_confidence}"
     if catalog is None:

@@ -5,7 +5,8 @@ A local Gradio app (bound to 127.0.0.1 unless ``--host`` says otherwise):
 - **Ask**: one question box with product-title suggestions from the catalog, **the answer**, routed as
   ``ask`` routes it (from memory when the fine-tuned model is confident, else from the catalog, else "not in
   the catalog"), and three answers side by side, streamed as they are generated: the base model, the
-  fine-tuned model closed-book (what it learned), and the fine-tuned model grounded on the catalog's
+  fine-tuned model closed-book (what it learned; both asked by the catalog's name for the product, as
+  ``ask.named`` puts it), and the fine-tuned model grounded on the catalog's
   description of the matched product. Each shows its confidence and how long it took; the grounded one
   names its product. The routed answer costs nothing more: it is one of the panels, chosen once the
   closed-book answer's confidence is known.
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, check_question, recalled, which
+from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, check_question, named, recalled, which
 from .catalog import MIN_SCORE, Catalog
 from .files import DataError, SetupError
 from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, stream_gguf
@@ -104,7 +105,8 @@ class Answerer:
             return  # not known yet
         confidence = stream.confidence if stream is not None else tuned.confidence or 0.0
         if recalled(confidence, self.gp):
-            main.note, main.source = f"From memory (confidence {confidence:.2f})", "tuned"
+            about = f": {match.title}" if match is not None else ""
+            main.note, main.source = f"From memory{about} (confidence {confidence:.2f})", "tuned"
         elif match is not None:
             main.note, main.source = f"From the catalog: {match.title} (confidence from memory {confidence:.2f})", "grounded"
         else:
@@ -118,24 +120,27 @@ class Answerer:
         if "tuned" in self.missing:
             answers["main"].note = self.missing["tuned"]
         streams: dict[str, Stream] = {}
-        match = None
+        match, score = self.catalog.find(question) if self.catalog is not None else (None, 0.0)
+        found = match.title if match is not None and not match.others else None  # several: the page asks which
+        closed = named(question, found, self.tp)  # base and fine-tuned closed-book: by the catalog's name
         for panel in PANELS:
             if panel in self.missing:
                 answers[panel].note = self.missing[panel]
                 continue
-            context = None
+            context, asked = None, closed
             if panel == "grounded":
                 if self.catalog is None:
                     answers[panel].note = self.catalog_missing
                     continue
-                match, score = self.catalog.find(question)
                 if match is None:
                     answers[panel].note = (f"No product in the catalog matches this question (best match {score:.0f} "
                                            f"< {MIN_SCORE}): nothing to ground the answer on.")
                     continue
                 answers[panel].note = f"Grounded on: {match.title} (match {match.score:.0f})"
-                context = match.context()
-            streams[panel] = stream_gguf(self.models[panel], prompt(question, self.tp, context), self.gp)
+                context, asked = match.context(), question
+            elif closed != question:
+                answers[panel].note = f"Asked as: {closed}"
+            streams[panel] = stream_gguf(self.models[panel], prompt(asked, self.tp, context), self.gp)
         note = note or ""
         yield note, answers
         while streams:

@@ -88,8 +88,17 @@ def _route(catalog, shipped, question, closed_logprob):
 
 def test_a_confident_answer_comes_from_memory_whole(catalog, shipped):
     routed, text, asked = _route(catalog, shipped, "What is Girls Ballet Tutu Neon Pink?", -0.01)  # p 0.99
-    assert routed.source == "memory" and routed.label == "from memory (confidence 0.99)"
+    assert routed.source == "memory" and routed.label == "from memory: Girls Ballet Tutu Neon Pink (confidence 0.99)"
     assert text == "".join(f"w{i} " for i in range(40)) and len(asked) == 1  # nothing lost while deciding
+
+
+@pytest.mark.parametrize("question", ["tell me about the girls balelt tutu neon pink", "Is Girls Ballet Tutu Neon Pink any good?"])
+def test_the_model_is_asked_by_the_catalogs_name_for_the_product(catalog, shipped, question):
+    """Lower case, a typo or other words around the name: the model is asked as it learned the product."""
+    routed, _, asked = _route(catalog, shipped, question, -0.01)
+    assert asked[0][-1] == {"role": "user", "content": "What is Girls Ballet Tutu Neon Pink?"}
+    routed, _, asked = _route(catalog, shipped, "What is a quantum flux capacitor?", -0.01)
+    assert asked[0][-1]["content"] == "What is a quantum flux capacitor?" and routed.label == "from memory (confidence 0.99)"
 
 
 def test_an_unsure_answer_is_dropped_for_the_catalogs(catalog, shipped):

@@ -87,6 +87,15 @@ def test_three_answers_are_the_models_own_and_the_grounded_one_names_its_product
         assert f"confidence {answer.confidence:.2f}" in answer.status()
 
 
+@pytest.mark.slow
+def test_closed_book_answers_are_asked_by_the_catalogs_name_for_the_product(served):
+    question = f"tell me about the {TUTU.lower()}"
+    _, answers = final(answerer(served), question)
+    for panel in ("base", "tuned"):
+        assert answers[panel].note == f"Asked as: What is {TUTU}?"
+    assert answers["tuned"].text == ask_cli(served, f"What is {TUTU}?") != ask_cli(served, question)
+
+
 def _routed(served, tmp_path, min_confidence, question):
     doc = json.loads((served / "params.yaml").read_text())
     doc["generate"]["min_confidence"] = min_confidence
