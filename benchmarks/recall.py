@@ -62,7 +62,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     from prodqa import params
-    from stages import base_model, clean, evaluate, evaluate_typed, sample, template, train, unpack
+    from stages import base_model, catalog, clean, evaluate, evaluate_typed, sample, template, train, unpack
 
     doc = override(params.read_yaml(ROOT / "params.yaml"), [f"data.raw={args.raw}", *args.set])
     work = Path(args.keep or tempfile.mkdtemp(prefix="prodqa-recall-"))
@@ -96,8 +96,10 @@ def main(argv=None) -> None:
               "--answers", str(d / "eval" / name), "--metrics", str(m / "eval" / name))
 
     if not args.skip_typed:
+        timed("catalog", catalog.main, "--src", str(d / "clean.parquet"), "--out", str(d / "catalog.sqlite"),
+              "--metrics", str(m / "catalog.json"))
         timed("evaluate_typed", evaluate_typed.main, "--model", models["tuned"], "--sample", str(d / "sample"),
-              "--answers", str(d / "eval" / "typed"), "--metrics", str(m / "eval" / "typed"))
+              "--catalog", str(d / "catalog.sqlite"), "--answers", str(d / "eval" / "typed"), "--metrics", str(m / "eval" / "typed"))
     scores = {name: json.loads((m / "eval" / name / "metrics.json").read_text()) for name in models}
     trained = json.loads((m / "train" / "metrics.json").read_text())
     summary = {s: {"rougeL": {k: scores[k][s]["rougeL"] for k in scores}, "loss": {k: scores[k][s]["loss"] for k in scores},
@@ -108,7 +110,8 @@ def main(argv=None) -> None:
     summary["validation_loss"] = trained.get("eval", {}).get("loss")
     if not args.skip_typed:
         typed = json.loads((m / "eval" / "typed" / "metrics.json").read_text())
-        summary["typed"] = {way: {k: v[k] for k in ("rougeL", "confidence", "from_memory")} for way, v in typed.items()}
+        summary["typed"] = {way: {k: v.get(k) for k in ("rougeL", "confidence", "from_memory", "ask_rougeL", "ask_from_memory", "ask_found", "asked_back")}
+                            for way, v in typed.items()}
     summary["cost"] = cost(doc, json.loads((m / "template.json").read_text()), json.loads((m / "sample.json").read_text()),
                            times["train"])
     recipe = {f"{section}.{key}": doc[section][key] for section, keys in RECIPE.items() for key in keys}
