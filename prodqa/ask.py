@@ -80,6 +80,17 @@ def named(question: str, title: str | None, tp: Template) -> str:
     return tp.questions[0].format(title=title) if title is not None else question
 
 
+def as_asked(question: str, title: str, catalog: Catalog, tp: Template) -> tuple[str | None, str, bool, bool]:
+    """What ``route`` does with a question meant for the product ``title``, for evaluation: (the closed-book
+    question it puts to the model, or None when it asks back without listing the product; its answer then;
+    whether it asked back; whether the catalog found or listed the product). Asked back, the user picks theirs."""
+    match, _ = catalog.find(question)
+    if match is not None and match.others:
+        listed = title in {match.title, *match.others}
+        return (named(question, title, tp) if listed else None), which(match), True, listed
+    return named(question, match and match.title, tp), "", False, match is not None and match.title == title
+
+
 def which(match: Match) -> str:
     """The answer to a question that names several products as well as one (a shared beginning): ask which."""
     return f"Several products go by that name: {'; '.join([match.title, *match.others])}. Which one do you mean?"
