@@ -198,7 +198,8 @@ class Catalog:
             return 0.0
         idf = {w: self._idf(df, w) for w in set(t_list) | q_set}
         t_weight = {t: idf[t] for t in set(t_list) if t not in SCAFFOLDING or t in hit_t}
-        q_weight = {q: idf[q] for q in q_set if q not in SCAFFOLDING or q in hit_q or q in self.diverging(question, t_list, hit_q)}
+        counted = hit_q | self.diverging(question, t_list, hit_q)  # scaffolding that counts
+        q_weight = {q: idf[q] for q in q_set if q not in SCAFFOLDING or q in counted}
         recall = sum(w for q, w in q_weight.items() if q in hit_q) / (sum(q_weight.values()) or 1)
 
         def f(precision: float) -> float:
@@ -214,8 +215,8 @@ class Catalog:
     @staticmethod
     def diverging(question: list[str], t_list: list[str], hit_q: set[str]) -> set[str]:
         """Scaffolding words the question puts right after a word of the title where the title goes on with another
-        word: "nice for" is not "Nice Qnhibbae Just So", though "for" alone says nothing ("Is The Black Moon any
-        good?" names "The Black Moon" whole)."""
+        word: they count against the title ("nice for" is not "Nice Lovely Just So"), though such a word alone
+        says nothing ("Is The Black Moon any good?" names "The Black Moon" whole)."""
         out = set()
         for prev, word in zip(question, question[1:]):
             if word in SCAFFOLDING and word not in hit_q and prev in hit_q and prev in t_list:
