@@ -247,14 +247,15 @@ class Catalog:
             held = set(words(title))
             return [next((f for f in fixes[w] if f in held), fixes[w][0]) if w in fixes else w for w in asked]
 
-        explained = set().union(*(self.hits(ordered(t), t)[2] for t in titles.values()))
-        ranked = sorted(((self.score(ordered(t), t, df, explained), rowid, t) for rowid, t in titles.items()),
+        read = {rowid: ordered(t) for rowid, t in titles.items()}  # the question as each title reads it
+        explained = set().union(*(self.hits(read[rowid], t)[2] for rowid, t in titles.items()))
+        ranked = sorted(((self.score(read[rowid], t, df, explained), rowid, t) for rowid, t in titles.items()),
                         key=lambda x: -x[0])  # stable: of equal scores, the first retrieved comes first
         if not ranked or ranked[0][0] < MIN_SCORE:
             return None, ranked[0][0] if ranked else 0.0
         best_score, best, best_title = ranked[0]
-        t_list, hit_t, hit_q = self.hits(ordered(best_title), best_title)
-        named = t_list[:self.begun(ordered(best_title), t_list, hit_t)]
+        t_list, hit_t, hit_q = self.hits(read[best], best_title)
+        named = t_list[:self.begun(read[best], t_list, hit_t)]
         others = ()
         if 0 < len(named) < len(t_list) and set(named) - SCAFFOLDING:  # the title named in part: which one?
             begin = self.db.execute("SELECT rowid, title FROM titles WHERE titles MATCH ? ORDER BY rank LIMIT ?",
