@@ -10,7 +10,8 @@ The threshold is the midpoint between the 5th percentile of the selection's trai
 95th of its untrained ones (the test sets never choose it). Records AUROC and the shares answered from memory
 at that threshold on the test sets in benchmarks/results/confidence.json; and, at the project's
 ``generate.min_confidence``, how many unseen answers given from memory are nonetheless right (ROUGE-L >= 0.5
-against the product's own description: a series' shared blurb) and how many are invented.
+against the product's own description: a series' shared blurb) and how many are invented, once answers that
+open as another trained product's description are not counted as from memory (prodqa.learned).
 Targets (issue 23, real records, default params): AUROC >= 0.95; <= 5% of unseen answered from memory, >= 95%
 of seen.
 """
@@ -47,6 +48,7 @@ def main(argv=None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prodqa import evaluate, generate, params, precision, template
+    from prodqa.learned import Learned
 
     run = Path(args.run)
     tp, p = params.load(params.Template, run / "params.yaml"), params.load(params.Evaluate, args.params)
@@ -88,12 +90,21 @@ def main(argv=None) -> None:
                        "test": evaluate.confidence_metrics(conf["seen"], conf["unseen"], threshold)}
     # An unseen product answered from memory may still be answered right: series share one blurb. Invented is
     # what matters to a user: confident, and far from the product's own description.
-    threshold = gp.min_confidence
+    # And an answer that opens as another trained product's description is not from memory (prodqa.learned).
+    threshold, learned = gp.min_confidence, Learned(split["train"])
+    for name, rows in answers.items():
+        for a in rows:
+            a["recalls_another"] = learned.another(a["title"], a["answer"])
     unseen = answers["unseen"]
     confident = [a for a in unseen if a["confidence"] >= threshold]
-    at_default = {"threshold": threshold, "unseen": len(unseen), "unseen_from_memory": len(confident),
-                  "of_which_right": sum(a["rougeL"] >= RIGHT for a in confident),
-                  "unseen_invented_from_memory": round(sum(a["rougeL"] < RIGHT for a in confident) / max(len(unseen), 1), 4)}
+    kept = [a for a in confident if a["recalls_another"] is None]
+    at_default = {"threshold": threshold, "unseen": len(unseen), "unseen_confident": len(confident),
+                  "unseen_recalling_another": len(confident) - len(kept), "unseen_from_memory": len(kept),
+                  "of_which_right": sum(a["rougeL"] >= RIGHT for a in kept),
+                  "unseen_invented_from_memory": round(sum(a["rougeL"] < RIGHT for a in kept) / max(len(unseen), 1), 4),
+                  **{f"{name}_from_memory": round(sum(a["confidence"] >= threshold and a["recalls_another"] is None
+                                                      for a in answers[name]) / max(len(answers[name]), 1), 4)
+                     for name in ("selection_trained", "selection_untrained", "seen")}}
     result = {"run": str(run), "products": {k: len(v[0]) for k, v in sets.items()}, "at_default_threshold": at_default,
               "by_aggregate": by_way,
               "rougeL": rouge, "answers": answers}

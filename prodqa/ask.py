@@ -3,7 +3,8 @@
 The product is looked up in the catalog first (``data/catalog/catalog.sqlite``), and the fine-tuned model
 is asked about it by the catalog's spelling of its title, however the question typed it. Once the answer's
 first tokens are known (``generate.CONFIDENCE_TOKENS``) so is its confidence. At or above
-``generate.min_confidence`` the answer goes on, **from memory**. Below, it is dropped unseen and the model
+``generate.min_confidence`` the answer goes on, **from memory**, unless it opens as another trained
+product's description (``prodqa.learned``: a series' sibling). Else it is dropped unseen and the model
 answers **from the catalog**, grounded on the stored description; a product in neither gets **not in the
 catalog** and no invented description. A question that fits several catalog products as well (a name typed in
 part that begins several titles) is answered with the question back: which one? The source and the confidence
@@ -25,6 +26,7 @@ from typing import Callable, Iterator
 from .catalog import MIN_SCORE, Catalog, Match
 from .files import DataError
 from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, load_hf, stream_gguf, stream_hf
+from .learned import Learned
 from .params import Generate, Template
 from .template import prompt
 
@@ -33,6 +35,7 @@ GGUF = "models/gguf/model-q8_0.gguf"
 BASE_GGUF = "models/gguf/base-q8_0.gguf"  # export_gguf.BASE_FILE: the base model, for side-by-side answers
 MERGED = "models/merged"
 CATALOG = "data/catalog/catalog.sqlite"
+TRAINED = "data/sample/train.parquet"  # the trained products: whose description an answer recalls (prodqa.learned)
 MAX_QUESTION_CHARS = 1000
 DONT_KNOW = "I don't know this product: I did not learn it, and the catalog has no product by that name."
 
@@ -56,9 +59,17 @@ class Routed:
     pieces: Iterator[str]
 
 
-def recalled(confidence: float, gp: Generate) -> bool:
-    """The routing rule: an answer this confident is given as recalled (``ask`` and the page both ask here)."""
-    return confidence >= gp.min_confidence
+def recalled(confidence: float, gp: Generate, another: str | None = None) -> bool:
+    """The routing rule (``ask`` and the page both ask here): an answer this confident is given as recalled,
+    unless it opens as another trained product's description (``another``: :meth:`Learned.another`)."""
+    return confidence >= gp.min_confidence and another is None
+
+
+def unsure(confidence: float, gp: Generate, another: str | None) -> str:
+    """Why an answer was not given as recalled, for its label."""
+    if another is not None:
+        return f"confidence {confidence:.2f}, but it recalls {another}"
+    return f"confidence {confidence:.2f} < {gp.min_confidence}"
 
 
 def head(stream: Stream) -> list[str]:
@@ -97,7 +108,7 @@ def which(match: Match) -> str:
 
 
 def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], Stream],
-          catalog: Catalog | None) -> Routed:
+          catalog: Catalog | None, learned: Learned | None = None) -> Routed:
     """Answer from memory when confident, else from the catalog, else say the product is unknown; ask which
     product is meant when the question fits several as well (before any answer: the model would pick one, or
     blend their descriptions).
@@ -110,18 +121,19 @@ def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], 
         return Routed("ambiguous", f"several products match: which one? ({1 + len(match.others)} listed)", iter([which(match)]))
     closed = answer(prompt(named(question, match and match.title, tp), tp))
     first = head(closed)
-    if recalled(closed.confidence, gp):
+    another = learned.another(match and match.title, "".join(first)) if learned is not None else None
+    if recalled(closed.confidence, gp, another):
         about = f": {match.title}" if match is not None else ""
         return Routed("memory", f"from memory{about} (confidence {closed.confidence:.2f})", itertools.chain(first, closed))
     closed.close()
-    unsure = f"confidence {closed.confidence:.2f} < {gp.min_confidence}"
+    why = unsure(closed.confidence, gp, another)
     if catalog is None:
-        return Routed("unknown", f"not in the catalog (no catalog index; {unsure})", iter([DONT_KNOW]))
+        return Routed("unknown", f"not in the catalog (no catalog index; {why})", iter([DONT_KNOW]))
     if match is None:
-        return Routed("unknown", f"not in the catalog (best match {score:.0f} < {MIN_SCORE}; {unsure})",
+        return Routed("unknown", f"not in the catalog (best match {score:.0f} < {MIN_SCORE}; {why})",
                       iter([DONT_KNOW]))
     grounded = answer(prompt(question, tp, match.context()))
-    return Routed("catalog", f"from the catalog: {match.title} (match {score:.0f}; {unsure})", grounded)
+    return Routed("catalog", f"from the catalog: {match.title} (match {score:.0f}; {why})", grounded)
 
 
 def main(argv=None) -> None:
@@ -136,6 +148,7 @@ def main(argv=None) -> None:
     how.add_argument("--memory", action="store_true", help="always answer closed-book (prints the confidence)")
     how.add_argument("--grounded", action="store_true", help="always answer from the catalog's description")
     ap.add_argument("--catalog", default=CATALOG, help=f"catalog index (default {CATALOG})")
+    ap.add_argument("--trained", default=TRAINED, help=f"the trained products (default {TRAINED})")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--max-tokens", type=int)
     args = ap.parse_args(argv)
@@ -166,7 +179,8 @@ def main(argv=None) -> None:
         routed = Routed("catalog", f"from the catalog: {match.title} (match {score:.0f})",
                         answer(prompt(question, tp, match.context())))
     else:
-        routed = route(question, tp, gp, answer, catalog)
+        learned = Learned.load(args.trained) if Path(args.trained).exists() else None
+        routed = route(question, tp, gp, answer, catalog, learned)
     print(f"[{routed.label}]", file=sys.stderr, flush=True)
     for piece in routed.pieces:
         print(piece, end="", flush=True)

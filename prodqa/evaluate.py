@@ -69,13 +69,20 @@ def auroc(positive: list[float], negative: list[float]) -> float:
     return round(wins / (len(positive) * len(negative)), 4)
 
 
-def confidence_metrics(seen: list[float], unseen: list[float], threshold: float) -> dict:
+def confidence_metrics(seen: list[float], unseen: list[float], threshold: float, seen_another: list[bool] | None = None,
+                       unseen_another: list[bool] | None = None) -> dict:
     """How well answer confidence tells recalled (seen) from guessed (unseen) answers, and at ``threshold``
-    (``generate.min_confidence``) the share of each set that would be answered from memory."""
-    share = lambda xs: round(sum(x >= threshold for x in xs) / len(xs), 4) if xs else float("nan")  # noqa: E731
+    (``generate.min_confidence``) the share of each set that would be answered from memory: confident, and not
+    another trained product's description (``*_another``: per answer, from :class:`prodqa.learned.Learned`)."""
+    def share(xs, another):
+        kept = [x >= threshold and not a for x, a in zip(xs, another or [False] * len(xs))]
+        return round(sum(kept) / len(kept), 4) if kept else float("nan")
+
+    vetoed = [x >= threshold and a for x, a in zip(unseen, unseen_another or [False] * len(unseen))]
     return {"auroc": auroc(seen, unseen), "threshold": threshold,
-            "seen_from_memory": share(seen),  # should be ~1: recalled answers kept
-            "unseen_from_memory": share(unseen)}  # should be ~0: confident guesses
+            "seen_from_memory": share(seen, seen_another),  # should be ~1: recalled answers kept
+            "unseen_from_memory": share(unseen, unseen_another),  # should be ~0: confident guesses
+            "unseen_another_product": round(sum(vetoed) / len(vetoed), 4) if vetoed else float("nan")}  # confident, but another's
 
 
 def is_degenerate(text: str, n: int = 4, repeats: int = 4) -> bool:

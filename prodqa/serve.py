@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, check_question, named, recalled, which
+from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, TRAINED, check_question, named, recalled, unsure, which
 from .catalog import MIN_SCORE, Catalog
 from .files import DataError, SetupError
 from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, stream_gguf
+from .learned import Learned
 from .params import Generate, Template
 from .template import prompt
 
@@ -73,7 +74,7 @@ class Answerer:
     """The three models and the catalog index, loaded once; :meth:`ask` streams the three answers."""
 
     def __init__(self, tp: Template, gp: Generate, base: str | Path = BASE_GGUF, tuned: str | Path = GGUF,
-                 catalog: str | Path = CATALOG):
+                 catalog: str | Path = CATALOG, trained: str | Path = TRAINED):
         self.tp, self.gp = tp, gp
         self.missing: dict[str, str] = {}
         self.models = {}
@@ -87,6 +88,7 @@ class Answerer:
         self.catalog_missing = f"No catalog: `{catalog}` is missing; run `dvc repro catalog`."
         if Path(catalog).exists():
             self.catalog = Catalog(catalog)
+        self.learned = Learned.load(trained) if Path(trained).exists() else None
 
     def suggest(self, text: str, k: int = 8) -> list[str]:
         return self.catalog.suggest(text, k) if self.catalog is not None and text.strip() else []
@@ -104,13 +106,14 @@ class Answerer:
         if stream is not None and stream.scored < CONFIDENCE_TOKENS:
             return  # not known yet
         confidence = stream.confidence if stream is not None else tuned.confidence or 0.0
-        if recalled(confidence, self.gp):
+        another = self.learned.another(match and match.title, tuned.text) if self.learned is not None else None
+        if recalled(confidence, self.gp, another):
             about = f": {match.title}" if match is not None else ""
             main.note, main.source = f"From memory{about} (confidence {confidence:.2f})", "tuned"
         elif match is not None:
-            main.note, main.source = f"From the catalog: {match.title} (confidence from memory {confidence:.2f})", "grounded"
+            main.note, main.source = f"From the catalog: {match.title} (from memory: {unsure(confidence, self.gp, another)})", "grounded"
         else:
-            main.note, main.text = f"Not in the catalog (confidence from memory {confidence:.2f})", DONT_KNOW
+            main.note, main.text = f"Not in the catalog (from memory: {unsure(confidence, self.gp, another)})", DONT_KNOW
             main.total_s = time.perf_counter() - main.started
 
     def ask(self, question: str) -> Iterator[tuple[str, dict[str, Answer]]]:
@@ -246,6 +249,7 @@ def main(argv=None) -> None:
     ap.add_argument("--base", default=BASE_GGUF, help=f"base model GGUF (default {BASE_GGUF})")
     ap.add_argument("--model", default=GGUF, help=f"fine-tuned model GGUF (default {GGUF})")
     ap.add_argument("--catalog", default=CATALOG)
+    ap.add_argument("--trained", default=TRAINED, help="the trained products: whose description an answer recalls")
     ap.add_argument("--root", default=".", help="project folder holding metrics/ (the Evaluation tab)")
     args = ap.parse_args(argv)
 
@@ -253,7 +257,7 @@ def main(argv=None) -> None:
     import gradio as gr
 
     answerer = Answerer(params.load(params.Template, args.params), params.load(params.Generate, args.params),
-                        base=args.base, tuned=args.model, catalog=args.catalog)
+                        base=args.base, tuned=args.model, catalog=args.catalog, trained=args.trained)
     app = build(answerer, Path(args.root))
     app.queue(max_size=64)  # further questions wait their turn; past 64 waiting the page says the queue is full
     # System fonts only: the default theme would fetch its fonts from the internet.

@@ -1,7 +1,8 @@
 """DVC stages ``evaluate_base`` and ``evaluate``: the same command on the base and the fine-tuned model.
 
 Asks the ``seen`` set (trained products, held-out phrasing) and the ``unseen`` set (test products); writes
-``<answers>/{seen,unseen}.jsonl`` and dvclive metrics per set (see prodqa.evaluate).
+``<answers>/{seen,unseen}.jsonl`` and dvclive metrics per set (see prodqa.evaluate); an answer that opens as
+another trained product's description (``recalls_another``, prodqa.learned) is not counted as from memory.
 """
 
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from prodqa import evaluate, generate, params
+from prodqa.learned import Learned
 from prodqa.files import atomic_path, progress, write_jsonl
 from prodqa.stage import parser, run
 
@@ -28,20 +30,25 @@ def main(argv=None):
         rows = pq.read_table(Path(args.sample) / f"{split}.parquet", columns=["uid", "title", "content"])
         rows = rows.slice(0, n).to_pylist()
         sets[name] = (rows, evaluate.questions(rows, tp, name == "seen"))
+    learned = Learned.load(Path(args.sample) / "train.parquet")  # whose description an answer recalls
     confidences: dict[str, list[float]] = {}
+    another: dict[str, list[bool]] = {}
     with atomic_path(args.answers, is_dir=True) as tmp, Live(args.metrics, dvcyaml=None, save_dvc_exp=False,
                                                                report=None) as live:
         with progress(sum(len(rows) for rows, _ in sets.values()), unit="answer",
                       desc=f"{Path(args.model).name} seen, unseen") as bar:
             results = evaluate.evaluate_sets(model, tokenizer, sets, p, gp, tp, bar=bar)  # one batch for both
         for name, (metrics, records) in results.items():
+            for record in records:
+                record["recalls_another"] = learned.another(record["title"], record["answer"])
             write_jsonl(Path(tmp) / f"{name}.jsonl", records)
             for key, value in metrics.items():
                 live.log_metric(f"{name}/{key}", value, plot=False)
             print(name, " ".join(f"{k}={v}" for k, v in metrics.items()))
             confidences[name] = [r["confidence"] for r in records]
-        for key, value in evaluate.confidence_metrics(confidences["seen"], confidences["unseen"],
-                                                      gp.min_confidence).items():
+            another[name] = [r["recalls_another"] is not None for r in records]
+        for key, value in evaluate.confidence_metrics(confidences["seen"], confidences["unseen"], gp.min_confidence,
+                                                      another["seen"], another["unseen"]).items():
             live.log_metric(f"confidence/{key}", value, plot=False)
         live.summary["precision"] = str(model.dtype).removeprefix("torch.")
 

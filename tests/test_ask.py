@@ -11,6 +11,7 @@ from ruamel.yaml import YAML
 from prodqa import ask, generate, params, template
 from prodqa.catalog import Catalog, build
 from prodqa.files import DataError
+from prodqa.learned import Learned
 
 from .conftest import needs_llama_cpp
 
@@ -73,7 +74,7 @@ class FakeStream(generate.Stream):
         super().close()
 
 
-def _route(catalog, shipped, question, closed_logprob):
+def _route(catalog, shipped, question, closed_logprob, learned=None):
     tp, gp = params.parse("template", shipped["template"]), params.parse("generate", shipped["generate"])
     asked = []
 
@@ -82,7 +83,7 @@ def _route(catalog, shipped, question, closed_logprob):
         grounded = template.is_chat(prompt) and "Description:" in prompt[0]["content"]
         return FakeStream([f"w{i} " for i in range(40)], -0.001 if grounded else closed_logprob)
 
-    routed = ask.route(question, tp, gp, answer, Catalog(catalog) if catalog else None)
+    routed = ask.route(question, tp, gp, answer, Catalog(catalog) if catalog else None, learned)
     return routed, "".join(routed.pieces), asked
 
 
@@ -90,6 +91,17 @@ def test_a_confident_answer_comes_from_memory_whole(catalog, shipped):
     routed, text, asked = _route(catalog, shipped, "What is Girls Ballet Tutu Neon Pink?", -0.01)  # p 0.99
     assert routed.source == "memory" and routed.label == "from memory: Girls Ballet Tutu Neon Pink (confidence 0.99)"
     assert text == "".join(f"w{i} " for i in range(40)) and len(asked) == 1  # nothing lost while deciding
+
+
+def test_a_confident_answer_that_recalls_another_trained_product_is_not_given_from_memory(catalog, shipped):
+    """The closed-book answer opens "w0 w1 … w7": the trained Skillet's description, not the Tutu's."""
+    recalled = " ".join(f"w{i}" for i in range(12))
+    learned = Learned([{"title": "Lodge Pre-Seasoned Cast Iron Skillet", "content": recalled}])
+    routed, text, asked = _route(catalog, shipped, "What is Girls Ballet Tutu Neon Pink?", -0.01, learned)
+    assert routed.source == "catalog" and "confidence 0.99, but it recalls Lodge Pre-Seasoned Cast Iron Skillet" in routed.label
+    assert "High quality 3 layer ballet tutu." in asked[1][0]["content"]
+    routed, _, _ = _route(catalog, shipped, "What is Lodge Pre-Seasoned Cast Iron Skillet?", -0.01, learned)
+    assert routed.source == "memory"  # its own description: recalled
 
 
 @pytest.mark.parametrize("question", ["tell me about the girls balelt tutu neon pink", "Is Girls Ballet Tutu Neon Pink any good?"])
@@ -143,6 +155,7 @@ def test_default_paths_are_pipeline_outputs():
     dvc = YAML(typ="safe").load((ROOT / "dvc.yaml").read_text())["stages"]
     outs = {o if isinstance(o, str) else next(iter(o)) for s in dvc.values() for o in s.get("outs", [])}
     assert ask.MERGED in outs and ask.CATALOG in outs and str(Path(ask.GGUF).parent) in outs
+    assert str(Path(ask.TRAINED).parent) in outs
 
 
 def _greedy_params(tmp_path, shipped) -> str:

@@ -149,6 +149,7 @@ def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, lively_model, o
     seen = [json.loads(line) for line in (tmp_path / "answers" / "tuned" / "seen.jsonl").read_text().splitlines()]
     assert [a["title"] for a in seen] == ["train Tutu 0", "train Tutu 1", "train Tutu 2"]
     assert all(0 < a["confidence"] <= 1 for a in seen)
+    assert all(a["recalls_another"] is None for a in seen)  # short answers name no trained description
     base_seen = [json.loads(line) for line in (tmp_path / "answers" / "base" / "seen.jsonl").read_text().splitlines()]
     assert all(a["answer"] and a["answer"] != b["answer"] for a, b in zip(seen, base_seen))  # two models, two answers
     report_stage.main(["--params", prm, "--out", str(tmp_path / "report"), "--train_plots", str(tmp_path / "none"), "--typed_metrics", str(tmp_path / "none.json"),
@@ -163,5 +164,16 @@ def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, lively_model, o
     assert (tmp_path / "report" / "metrics_bars.png").stat().st_size > 1000
     tuned = json.loads((tmp_path / "metrics" / "tuned" / "metrics.json").read_text())
     assert 0 <= tuned["confidence"]["auroc"] <= 1 and tuned["confidence"]["threshold"] == params.read_yaml(prm)["generate"]["min_confidence"]
+    assert tuned["confidence"]["unseen_another_product"] == 0.0
     assert f"AUROC seen vs unseen **{tuned['confidence']['auroc']}**" in report
     assert (tmp_path / "report" / "confidence.png").stat().st_size > 1000
+
+
+def test_confident_answers_count_as_from_memory_unless_they_recall_another_product():
+    from prodqa.evaluate import confidence_metrics
+
+    m = confidence_metrics([0.99, 0.98, 0.5], [0.99, 0.97, 0.2, 0.1], 0.94)
+    assert (m["seen_from_memory"], m["unseen_from_memory"], m["unseen_another_product"]) == (0.6667, 0.5, 0.0)
+    m = confidence_metrics([0.99, 0.98, 0.5], [0.99, 0.97, 0.2, 0.1], 0.94, [False] * 3, [True, False, True, False])
+    assert (m["seen_from_memory"], m["unseen_from_memory"], m["unseen_another_product"]) == (0.6667, 0.25, 0.25)
+    assert m["auroc"] == confidence_metrics([0.99, 0.98, 0.5], [0.99, 0.97, 0.2, 0.1], 0.94)["auroc"]

@@ -51,7 +51,7 @@ def answerer(served, **paths):
 
     prm = served / "params.yaml"
     kw = {"base": served / "base-q8_0.gguf", "tuned": served / "model-q8_0.gguf",
-          "catalog": served / "catalog.sqlite", **paths}
+          "catalog": served / "catalog.sqlite", "trained": served / "products.parquet", **paths}
     return Answerer(params.load(params.Template, prm), params.load(params.Generate, prm), **kw)
 
 
@@ -65,7 +65,8 @@ def ask_cli(served, question, *flags, model="model-q8_0.gguf") -> str:
     (closed-book unless ``flags`` say otherwise)."""
     flags = flags or ("--memory",)
     proc = subprocess.run([sys.executable, "-m", "prodqa", "ask", question, "--model", str(served / model),
-                           "--catalog", str(served / "catalog.sqlite"), "--params", str(served / "params.yaml"),
+                           "--catalog", str(served / "catalog.sqlite"), "--trained", str(served / "products.parquet"),
+                           "--params", str(served / "params.yaml"),
                            *flags], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.removesuffix("\n")
@@ -103,7 +104,8 @@ def _routed(served, tmp_path, min_confidence, question):
     from prodqa.serve import Answerer
 
     a = Answerer(params.load(params.Template, tmp_path / "params.yaml"), params.load(params.Generate, tmp_path / "params.yaml"),
-                 base=served / "base-q8_0.gguf", tuned=served / "model-q8_0.gguf", catalog=served / "catalog.sqlite")
+                 base=served / "base-q8_0.gguf", tuned=served / "model-q8_0.gguf", catalog=served / "catalog.sqlite",
+                 trained=served / "products.parquet")
     return final(a, question)[1]
 
 
@@ -145,6 +147,24 @@ def test_empty_and_very_long_questions(served):
         final(a, "  \n ")
     note, answers = final(a, f"What is {TUTU}? " + "really " * 2000)
     assert "truncated to its first 1000 characters" in note and answers["tuned"].text
+
+
+def test_the_page_does_not_give_another_trained_products_description_as_recalled(tmp_path, shipped):
+    """The page's routing rule, as ask's: confident, but the answer opens as the trained Skillet's description."""
+    from prodqa.catalog import Match
+    from prodqa.serve import Answer, Answerer
+
+    recalled = " ".join(f"w{i}" for i in range(12))
+    pq.write_table(pa.Table.from_pylist([{"title": "Skillet", "content": recalled}]), tmp_path / "train.parquet")
+    tp, gp = params.parse("template", shipped["template"]), params.parse("generate", shipped["generate"])
+    a = Answerer(tp, gp, base=tmp_path / "b.gguf", tuned=tmp_path / "t.gguf", catalog=tmp_path / "c.parquet",
+                 trained=tmp_path / "train.parquet")
+    a.missing = {}  # as if the models were there: only the rule is under test
+    for title, source, note in (("Tutu", "grounded", "From the catalog: Tutu (from memory: confidence 0.99, but it "
+                                                        "recalls Skillet)"), ("Skillet", "tuned", "From memory: Skillet")):
+        answers = {"main": Answer(), "tuned": Answer(text=recalled, confidence=0.99)}
+        a._route(answers, {}, Match(title, "about it", 100.0))
+        assert answers["main"].source == source and answers["main"].note.startswith(note), title
 
 
 def test_missing_models_and_catalog_say_which_target_builds_them(tmp_path, shipped):
@@ -203,8 +223,8 @@ def server(served):
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen([sys.executable, "-m", "prodqa", "serve", "--port", str(port),
                              "--base", str(served / "base-q8_0.gguf"), "--model", str(served / "model-q8_0.gguf"),
-                             "--catalog", str(served / "catalog.sqlite"), "--params", str(served / "params.yaml"),
-                             "--root", str(served)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             "--catalog", str(served / "catalog.sqlite"), "--trained", str(served / "products.parquet"),
+                             "--params", str(served / "params.yaml"), "--root", str(served)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
