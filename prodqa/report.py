@@ -38,7 +38,9 @@ def markdown(metrics: dict, answers: dict, n: int, typed: dict | None = None) ->
     if c:
         lines += ["", f"Confidence (the fine-tuned model's, `generate.min_confidence` {c['threshold']}): AUROC seen vs "
                   f"unseen **{c['auroc']}**; answered from memory: **{c['seen_from_memory']:.0%}** of seen questions, "
-                  f"**{c['unseen_from_memory']:.0%}** of unseen ones (confident guesses). Histogram: `confidence.png`."]
+                  f"**{c['unseen_from_memory']:.0%}** of unseen ones (confident guesses), not counting the "
+                  f"{c.get('unseen_another_product', 0):.0%} of unseen ones confident but opening as another trained "
+                  "product's description (answered from the catalog). Histogram: `confidence.png`."]
     if typed:
         lines += ["", "## Trained products asked the way people type", "",
                   "| asked with the title | ROUGE-L | confidence | answered from memory |", "|---|---:|---:|---:|",
