@@ -35,7 +35,7 @@ def stored_bits(work: Path, params_file: Path) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prodqa import params, template
+    from prodqa import params, precision, template
     from prodqa.evaluate import questions, reference_loss
 
     tp = params.load(params.Template, params_file)
@@ -46,7 +46,7 @@ def stored_bits(work: Path, params_file: Path) -> dict:
     n_tokens = [len(template.render(ex, tokenizer)[1]) for ex in examples]
     losses = {}
     for name, folder in (("base", json.loads((work / "base_dir.json").read_text())), ("tuned", str(work / "merged"))):
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).eval()
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to(precision.device()).eval()
         losses[name] = reference_loss(model, tokenizer, examples, tp.max_seq_len, 8)
     nats = sum((b - t) * n for b, t, n in zip(losses["base"], losses["tuned"], n_tokens))
     if train_p.method == "full":
@@ -92,6 +92,9 @@ def main(argv=None) -> None:
     ap.add_argument("--base-model", help="reuse a base_model output folder instead of materialising it per run")
     ap.add_argument("--work", default="/tmp/prodqa-capacity", help="scratch folders, one per size")
     ap.add_argument("--result", default=str(ROOT / "benchmarks" / "results" / "capacity.json"))
+    ap.add_argument("--stages", choices=["all", "data", "model"], default="all",
+                    help="as benchmarks.recall's: data here, model on a GPU machine (benchmarks/gpu/run.sh)")
+    ap.add_argument("--skip-typed", action="store_true", help="do not ask the trained products as people type them")
     ap.add_argument("--reuse", action="append", default=[], metavar="SIZE=DIR",
                     help="take this size from a finished `benchmarks.recall --keep DIR` run (its own split fractions)")
     args = ap.parse_args(argv)
@@ -109,9 +112,12 @@ def main(argv=None) -> None:
         if size in reused:
             overrides = json.loads(result_file.read_text())["overrides"]
         else:
-            recall(["--raw", args.raw, "--keep", str(work), "--skip-base", "--result", str(result_file),
+            recall(["--raw", args.raw, "--keep", str(work), "--skip-base", "--result", str(result_file), "--stages", args.stages,
+                    *(["--skip-typed"] if args.skip_typed else []),
                     *(["--base-model", args.base_model] if args.base_model else []),
                     *(a for o in overrides for a in ("-S", o))])
+            if args.stages == "data":
+                continue
         run = json.loads(result_file.read_text())
         if not (work / "base_dir.json").exists():
             (work / "base_dir.json").write_text(json.dumps(args.base_model or str(work / "base")))
@@ -122,7 +128,8 @@ def main(argv=None) -> None:
                         "tokens_per_s": run["train"]["train"].get("tokens_per_s"),
                         "stage_seconds": run["stage_seconds"], "knowledge": stored_bits(work, work / "params.yaml")}
         record({"points": [points[k] for k in sorted(points)]}, args.result)  # after every size
-    plot([points[k] for k in sorted(points)], ROOT / "docs" / "capacity.png")
+    if args.stages != "data":
+        plot([points[k] for k in sorted(points)], ROOT / "docs" / "capacity.png")
 
 
 if __name__ == "__main__":

@@ -59,10 +59,14 @@ def main(argv=None) -> None:
                     help="do not evaluate the base model (recipe sweeps: its scores do not change with train params)")
     ap.add_argument("--skip-typed", action="store_true", help="do not ask the trained products as people type them")
     ap.add_argument("--result", default=str(ROOT / "benchmarks" / "results" / "recall.json"))
+    ap.add_argument("--stages", choices=["all", "data", "model"], default="all",
+                    help="data: the data stages and template only (into --keep); model: train and evaluate on the "
+                         "data a `--stages data` run left in --keep (a GPU machine without the data stages' packages)")
     args = ap.parse_args(argv)
 
-    from prodqa import params
     from stages import base_model, catalog, clean, evaluate, evaluate_typed, sample, template, train, unpack
+
+    from prodqa import params
 
     doc = override(params.read_yaml(ROOT / "params.yaml"), [f"data.raw={args.raw}", *args.set])
     work = Path(args.keep or tempfile.mkdtemp(prefix="prodqa-recall-"))
@@ -78,14 +82,19 @@ def main(argv=None) -> None:
         fn([*P, *a])
         times[name] = round(time.perf_counter() - start, 1)
 
-    timed("unpack", unpack.main, "--raw", args.raw, "--out", str(d / "unpack.parquet"), "--metrics", str(m / "unpack.json"))
-    timed("clean", clean.main, "--src", str(d / "unpack.parquet"), "--out", str(d / "clean.parquet"), "--metrics", str(m / "clean.json"))
-    timed("sample", sample.main, "--src", str(d / "clean.parquet"), "--out", str(d / "sample"), "--metrics", str(m / "sample.json"))
     base = args.base_model or str(work / "base")
-    if not args.base_model:
-        timed("base_model", base_model.main, "--out", base, "--metrics", str(m / "base_model.json"))
-    timed("template", template.main, "--src", str(d / "sample"), "--base", base, "--out", str(d / "template"),
-          "--metrics", str(m / "template.json"))
+    if args.stages != "model":
+        timed("unpack", unpack.main, "--raw", args.raw, "--out", str(d / "unpack.parquet"), "--metrics", str(m / "unpack.json"))
+        timed("clean", clean.main, "--src", str(d / "unpack.parquet"), "--out", str(d / "clean.parquet"), "--metrics", str(m / "clean.json"))
+        timed("sample", sample.main, "--src", str(d / "clean.parquet"), "--out", str(d / "sample"), "--metrics", str(m / "sample.json"))
+        if not args.base_model:
+            timed("base_model", base_model.main, "--out", base, "--metrics", str(m / "base_model.json"))
+        timed("template", template.main, "--src", str(d / "sample"), "--base", base, "--out", str(d / "template"),
+              "--metrics", str(m / "template.json"))
+        (work / "data_seconds.json").write_text(json.dumps(times))
+    if args.stages == "data":
+        return
+    times = {**json.loads((work / "data_seconds.json").read_text()), **times}
     timed("train", train.main, "--base", base, "--data", str(d / "template"), "--adapter", str(work / "adapter"),
           "--merged", str(work / "merged"), "--checkpoints", str(work / "checkpoints"), "--metrics", str(m / "train"))
     models = {"base": base, "tuned": str(work / "merged")}

@@ -52,12 +52,13 @@ def reference_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, e
             ids[r, :len(seq)] = torch.tensor(seq)
             mask[r, :len(seq)] = 1
             labels[r, len(prompt_ids):len(seq)] = torch.tensor(seq[len(prompt_ids):], dtype=torch.long)
+        ids, mask, labels = ids.to(model.device), mask.to(model.device), labels.to(model.device)
         with torch.inference_mode():
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
         nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], reduction="none",
                                                 ignore_index=-100)
         counts = (labels[:, 1:] != -100).sum(1).clamp(min=1)
-        losses += (nll.sum(1) / counts).tolist()
+        losses += (nll.sum(1) / counts).cpu().tolist()
     return losses
 
 

@@ -190,6 +190,7 @@ def generate_padded(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
             ids[r, width - len(prompt_ids[i]):] = torch.tensor(prompt_ids[i])
             mask[r, width - len(prompt_ids[i]):] = 1
         logprobs = TokenLogprobs()
+        ids, mask = ids.to(model.device), mask.to(model.device)
         with torch.inference_mode():
             out = model.generate(input_ids=ids, attention_mask=mask, use_cache=True, **hf_kwargs(gp, pad),
                                  logits_processor=LogitsProcessorList([logprobs]))
@@ -205,7 +206,8 @@ def greedy_tokens(model, prompt_ids: list[int], n: int, eos: set[int]) -> list[i
     import torch
 
     with torch.inference_mode():
-        ids = torch.tensor([prompt_ids])  # an explicit mask: else generate masks prompt tokens equal to the pad id
+        # an explicit mask: else generate masks prompt tokens equal to the pad id
+        ids = torch.tensor([prompt_ids], device=model.device)
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
                              repetition_penalty=1.0, pad_token_id=min(eos))
     new = out[0, len(prompt_ids):].tolist()
@@ -261,8 +263,8 @@ def load_hf(path: str | os.PathLike, gp: Generate):
     from . import precision
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=precision.torch_dtype(gp.precision)).eval()
-    return model, tokenizer
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=precision.torch_dtype(gp.precision))
+    return model.to(precision.device()).eval(), tokenizer
 
 
 def stream_hf(model, tokenizer, prompt, gp: Generate, max_tokens: int | None = None) -> Stream:
@@ -277,7 +279,7 @@ def stream_hf(model, tokenizer, prompt, gp: Generate, max_tokens: int | None = N
             return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
 
     stop = Event()
-    ids = torch.tensor([template.encode(prompt, tokenizer)])
+    ids = torch.tensor([template.encode(prompt, tokenizer)], device=model.device)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     logprobs = TokenLogprobs()
     kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,

@@ -43,6 +43,13 @@ def dtype(name: str):
     return {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
 
 
+def device() -> str:
+    """Where models answer: the CUDA GPU if one is visible, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def torch_dtype(requested: str):
     """The torch dtype for a ``precision`` param on this machine (CUDA if visible, else the CPU)."""
     import torch
