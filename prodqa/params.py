@@ -165,6 +165,8 @@ class Train(Section):
     lora_r: int = Field(gt=0, description="LoRA rank: the adapters' capacity.")
     lora_alpha: int = Field(gt=0, description="LoRA scale (the update is scaled by lora_alpha / lora_r).")
     lora_dropout: float = Field(ge=0, lt=1, description="Dropout on the LoRA input.")
+    loraplus_lr_ratio: float = Field(ge=0, description="LoRA+ (PEFT's create_loraplus_optimizer): the B matrices "
+                                     "learn this many times faster than learning_rate; 0: plain LoRA.")
     target_modules: list[str] = Field(min_length=1, description="Linear layers that get LoRA adapters.")
     packing: bool = Field(description="Pack several examples per sequence (no padding).")
     torch_compile: bool = Field(description="torch.compile the model (one-off compile, then faster steps).")
@@ -187,6 +189,8 @@ class Train(Section):
         if self.method == "full" and (self.load_in_4bit or self.backend == "unsloth"):
             raise ValueError("method 'full' trains every weight in 16/32 bits with PEFT + TRL: "
                              "it takes neither load_in_4bit nor backend 'unsloth'")
+        if self.loraplus_lr_ratio and self.method == "full":
+            raise ValueError("loraplus_lr_ratio sets the LoRA B matrices' learning rate: method 'full' has none")
         return self
 
 

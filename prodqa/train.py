@@ -205,6 +205,25 @@ def _model_loss_trainer(sft_trainer_cls):
     return ModelLossSFTTrainer
 
 
+def _loraplus_trainer(trainer_cls, ratio: float):
+    """The trainer with PEFT's LoRA+ optimizer: the B matrices learn at ``ratio`` x the learning rate, A at it
+    (Hayou et al. 2024); the optimizer class and its other arguments are the ``optim`` the params name."""
+
+    class LoraPlusTrainer(trainer_cls):
+        def create_optimizer(self, model=None):
+            if self.optimizer is None:
+                from peft.optimizers import create_loraplus_optimizer
+
+                optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+                kwargs = {k: v for k, v in kwargs.items() if k != "lr"}
+                self.optimizer = create_loraplus_optimizer(self.model, optimizer_cls, lr=self.args.learning_rate,
+                                                           loraplus_lr_ratio=ratio, weight_decay=self.args.weight_decay,
+                                                           **kwargs)
+            return self.optimizer
+
+    return LoraPlusTrainer
+
+
 def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
     """The SFTTrainer for these params, on the chosen backend; returns (trainer, tokenizer, backend)."""
     has_cuda = cuda_available()
@@ -228,6 +247,8 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
     bf16 = (next(model.parameters()).dtype == torch.bfloat16
             or (p.method == "full" and precision.resolve(p.precision, has_cuda) == "bf16"))
     trainer_cls = SFTTrainer if p.loss == "trl" else _model_loss_trainer(SFTTrainer)
+    if p.loraplus_lr_ratio:
+        trainer_cls = _loraplus_trainer(trainer_cls, p.loraplus_lr_ratio)
     trainer = trainer_cls(
         model=model, args=sft_config(p, template_p.max_seq_len, str(paths.checkpoints), has_cuda, bf16),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,

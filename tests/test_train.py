@@ -118,6 +118,23 @@ def test_stage_fails_cleanly_on_bad_params(tmp_path, params_file):
     assert proc.stderr.strip() == "error: params.yaml: train.learning_rate: Input should be greater than 0 (got -1)"
 
 
+def test_loraplus_lr_ratio_with_full_finetuning_names_the_key(shipped):
+    with pytest.raises(ParamsError, match="train: .*loraplus_lr_ratio"):
+        params.parse("train", {**shipped["train"], "method": "full", "loraplus_lr_ratio": 16})
+
+
+def test_loraplus_trains_the_b_matrices_at_ratio_times_the_learning_rate(tiny_model, tiny_run):
+    """train.loraplus_lr_ratio: PEFT's LoRA+ optimizer, B matrices at ratio x learning_rate, A at it."""
+    p, tp, data, out = tiny_run
+    p = p.model_copy(update={"loraplus_lr_ratio": 8.0, "learning_rate": 1e-3, "max_steps": 1})
+    trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out), p, tp)
+    trainer.create_optimizer()
+    names = {id(q): n for n, q in trainer.model.named_parameters()}
+    lrs = {names[id(q)].split("lora_")[1].split(".")[0]: g["lr"] for g in trainer.optimizer.param_groups
+           for q in g["params"]}
+    assert lrs == {"A": 1e-3, "B": 8e-3}
+
+
 def test_trainer_packs_examples_with_position_ids_restarting_at_each_one(tiny_model, tiny_run):
     """This project's trainer packs several examples per row; each must restart position_ids at 0, which is
     what makes transformers mask attention across them (checked below on the same row)."""
