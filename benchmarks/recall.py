@@ -64,9 +64,8 @@ def main(argv=None) -> None:
                          "data a `--stages data` run left in --keep (a GPU machine without the data stages' packages)")
     args = ap.parse_args(argv)
 
-    from stages import base_model, catalog, clean, evaluate, evaluate_typed, sample, template, train, unpack
-
     from prodqa import params
+    from stages import base_model, catalog, clean, evaluate, evaluate_typed, sample, template, train, unpack
 
     doc = override(params.read_yaml(ROOT / "params.yaml"), [f"data.raw={args.raw}", *args.set])
     work = Path(args.keep or tempfile.mkdtemp(prefix="prodqa-recall-"))

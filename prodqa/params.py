@@ -190,7 +190,8 @@ class Train(Section):
             raise ValueError("method 'full' trains every weight in 16/32 bits with PEFT + TRL: "
                              "it takes neither load_in_4bit nor backend 'unsloth'")
         if self.loraplus_lr_ratio and self.method == "full":
-            raise ValueError("loraplus_lr_ratio sets the LoRA B matrices' learning rate: method 'full' has none")
+            raise ValueError("loraplus_lr_ratio sets the LoRA B matrices' learning rate: method 'full' has none "
+                             "(set loraplus_lr_ratio: 0, and a full fine-tune's learning_rate)")
         return self
 
 

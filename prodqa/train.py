@@ -247,7 +247,7 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
     bf16 = (next(model.parameters()).dtype == torch.bfloat16
             or (p.method == "full" and precision.resolve(p.precision, has_cuda) == "bf16"))
     trainer_cls = SFTTrainer if p.loss == "trl" else _model_loss_trainer(SFTTrainer)
-    if p.loraplus_lr_ratio:
+    if p.loraplus_lr_ratio and p.method == "lora":
         trainer_cls = _loraplus_trainer(trainer_cls, p.loraplus_lr_ratio)
     trainer = trainer_cls(
         model=model, args=sft_config(p, template_p.max_seq_len, str(paths.checkpoints), has_cuda, bf16),

@@ -63,7 +63,8 @@ def test_full_finetuning_trains_every_weight_and_writes_the_model_as_merged(tiny
     from safetensors.torch import load_file
 
     p, tp, data, out = tiny_run
-    summary = train.train(train.Paths.of(base=tiny_model, data=data, **out), p.model_copy(update={"method": "full"}), tp)
+    full = p.model_copy(update={"method": "full", "loraplus_lr_ratio": 0.0})
+    summary = train.train(train.Paths.of(base=tiny_model, data=data, **out), full, tp)
     assert summary["steps"] == 4
     assert json.loads((Path(out["adapter"]) / train.FULL_NOTE).read_text())["method"] == "full"
     assert not (Path(out["adapter"]) / "adapter_config.json").exists()
@@ -76,8 +77,8 @@ def test_full_finetuning_trains_every_weight_and_writes_the_model_as_merged(tiny
 def test_full_finetuning_refuses_4bit_and_unsloth(shipped):
     for key, value in (("load_in_4bit", True), ("backend", "unsloth")):
         with pytest.raises(ParamsError, match="train: .*method 'full'"):
-            params.parse("train", {**shipped["train"], "method": "full", key: value})
-    p = params.parse("train", {**shipped["train"], "method": "full"})
+            params.parse("train", {**shipped["train"], "method": "full", "loraplus_lr_ratio": 0, key: value})
+    p = params.parse("train", {**shipped["train"], "method": "full", "loraplus_lr_ratio": 0})
     assert train.resolve_backend(p, has_cuda=True) == "peft"  # auto never picks Unsloth for a full fine-tune
 
 
