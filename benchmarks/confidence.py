@@ -48,6 +48,7 @@ def main(argv=None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prodqa import evaluate, generate, params, precision, template
+    from prodqa.ask import recalled
     from prodqa.learned import Learned
 
     run = Path(args.run)
@@ -97,12 +98,12 @@ def main(argv=None) -> None:
             a["recalls_another"] = learned.another(a["title"], a["answer"])
     unseen = answers["unseen"]
     confident = [a for a in unseen if a["confidence"] >= threshold]
-    kept = [a for a in confident if a["recalls_another"] is None]
+    kept = [a for a in confident if recalled(a["confidence"], gp, a["recalls_another"])]
     at_default = {"threshold": threshold, "unseen": len(unseen), "unseen_confident": len(confident),
                   "unseen_recalling_another": len(confident) - len(kept), "unseen_from_memory": len(kept),
                   "of_which_right": sum(a["rougeL"] >= RIGHT for a in kept),
                   "unseen_invented_from_memory": round(sum(a["rougeL"] < RIGHT for a in kept) / max(len(unseen), 1), 4),
-                  **{f"{name}_from_memory": round(sum(a["confidence"] >= threshold and a["recalls_another"] is None
+                  **{f"{name}_from_memory": round(sum(recalled(a["confidence"], gp, a["recalls_another"])
                                                       for a in answers[name]) / max(len(answers[name]), 1), 4)
                      for name in ("selection_trained", "selection_untrained", "seen")}}
     result = {"run": str(run), "products": {k: len(v[0]) for k, v in sets.items()}, "at_default_threshold": at_default,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from prodqa import evaluate, generate, params
-from prodqa.learned import Learned
 from prodqa.files import atomic_path, progress, write_jsonl
+from prodqa.learned import Learned
 from prodqa.stage import parser, run
 
 
