@@ -9,7 +9,8 @@ JSON line per question and answer (with per-example scores) per set, and dvclive
 ROUGE-1/2/L (rouge-score, stemmed), BLEU (sacrebleu), the loss and perplexity of the real description
 under the model, and how many answers were empty or degenerate (repetition loops).
 
-Answers come from :func:`prodqa.generate.generate` (continuous batching), each with its confidence.
+Answers come from :func:`prodqa.generate.generate` (greedy batches an answer leaves as it ends), each with its
+confidence.
 """
 
 from __future__ import annotations

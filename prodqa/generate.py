@@ -1,8 +1,8 @@
 """The only decoder: every answer the project generates comes from here, in transformers or in llama.cpp.
 
-- :func:`generate`: many answers at once from a transformers model (evaluate), by continuous batching: an
-  answer that ends leaves the batch and the next prompt takes its place (:func:`generate_padded`: padded
-  batches, for what continuous batching lacks).
+- :func:`generate`: many answers at once from a transformers model (evaluate), in batches an answer leaves
+  as soon as it ends (:func:`greedy_batch`; :func:`generate_padded`: ``model.generate``'s padded batches, for
+  sampling and a repetition penalty).
 - :func:`load_hf` / :func:`stream_hf`: one answer from a transformers model, piece by piece (``ask --hf``).
 - :func:`load_gguf` / :func:`stream_gguf`: one answer from a GGUF file in llama.cpp (``ask``, ``serve``).
 - :func:`greedy_tokens` / :func:`greedy_tokens_gguf`: greedy token ids, for the GGUF verification.
@@ -119,55 +119,85 @@ def _answer(tokenizer, new: list[int], logprobs: list[float], stops: set[int]) -
     return Generated(tokenizer.decode(new[:n], skip_special_tokens=True).strip(), logprobs[:n])
 
 
-BLOCK_TOKENS = 64  # continuous batching: the KV cache's page, in tokens
-PREFILL_TOKENS = 1024  # continuous batching: prompt tokens per forward pass (bounds the logits' memory)
-
-
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_ids: list[list[int]], gp: Generate,
              batch_size: int, bar=None) -> list[Generated]:
     """Answers to token-id prompts, special tokens and the prompt removed, in the prompts' order.
 
-    transformers' continuous batching decodes up to ``batch_size`` answers together, and an answer that ends
-    leaves the batch at once, the next prompt taking its place: no step is spent on a finished answer (a
-    padded batch decodes every row until its longest answer ends). It also returns each chosen token's
-    log-probability, which makes the confidence. It has no repetition penalty, so with one the padded batch
-    (:func:`generate_padded`) answers instead.
+    Greedy answers are decoded ``batch_size`` at a time, and an answer that ends leaves its batch at once
+    (:func:`greedy_batch`): a step costs the answers still being written, not the batch's first size. Sampling
+    or a repetition penalty answer by padded batches instead (:func:`generate_padded`, ``model.generate``).
     """
-    if not prompt_ids:
-        return []
-    if gp.repetition_penalty != 1.0:
+    if gp.temperature > 0 or gp.repetition_penalty != 1.0:
         return generate_padded(model, tokenizer, prompt_ids, gp, batch_size, bar)
-    import copy
-
-    from transformers import ContinuousBatchingConfig
-
     pad, stops = _pad_and_stops(tokenizer)
-    config = copy.deepcopy(model.generation_config)  # its end-of-turn token, as model.generate would use
-    config.update(**hf_kwargs(gp, pad))
-    # Sized for this work: left to itself on a CPU, the cache takes most of the machine's memory.
-    blocks = math.ceil((max(map(len, prompt_ids)) + gp.max_new_tokens) / BLOCK_TOKENS)
-    batching = ContinuousBatchingConfig(return_logprobs=True, max_requests_per_batch=batch_size,
-                                        block_size=BLOCK_TOKENS, num_blocks=batch_size * blocks,
-                                        max_batch_tokens=PREFILL_TOKENS)
-    results = {}
-    with model.continuous_batching_context_manager(generation_config=config, continuous_batching_config=batching,
-                                                   warmup=False) as manager:
-        ids = manager.add_requests(inputs=prompt_ids, max_new_tokens=gp.max_new_tokens)
-        while len(results) < len(ids):
-            result = manager.get_result(timeout=1)
-            if result is not None and result.is_finished():
-                results[result.request_id] = result
-                if bar is not None:
+    eos = model.generation_config.eos_token_id  # the end-of-turn token(s), as model.generate stops at them
+    ends = {t for t in (eos if isinstance(eos, list) else [eos]) if t is not None}
+    # Similar lengths together waste less padding; the output order is restored below.
+    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
+    by_index: dict[int, Generated] = {}
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        answers = greedy_batch(model, [prompt_ids[i] for i in rows], gp.max_new_tokens, ends, pad, bar)
+        for i, (new, logprobs) in zip(rows, answers):
+            by_index[i] = _answer(tokenizer, new, logprobs, stops)
+    return [by_index[i] for i in range(len(prompt_ids))]
+
+
+def greedy_batch(model, prompt_ids: list[list[int]], max_new_tokens: int, stops: set[int], pad: int,
+                 bar=None) -> list[tuple[list[int], list[float]]]:
+    """Greedy token ids after each prompt (up to a stop token, which is left out, or ``max_new_tokens``), each
+    with its log-probability.
+
+    The prompts are left-padded into one batch, as ``model.generate`` pads them, and decoded with a KV cache; a
+    row whose answer ends is dropped from the batch and its cache at once. transformers' own continuous batching
+    (paged attention) ran 2-3x slower per token on a CPU, and ``model.generate`` decodes every row until the
+    longest answer ends (benchmarks/generation.py).
+    """
+    import torch
+    from transformers import DynamicCache
+
+    width = max(map(len, prompt_ids))
+    ids = torch.full((len(prompt_ids), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, p in enumerate(prompt_ids):
+        ids[r, width - len(p):] = torch.tensor(p)
+        mask[r, width - len(p):] = 1
+    device = model.device
+    ids, mask = ids.to(device), mask.to(device)
+    position = (mask.cumsum(1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    live = list(range(len(prompt_ids)))  # batch row -> prompt
+    out: list[tuple[list[int], list[float]]] = [([], []) for _ in prompt_ids]
+    with torch.inference_mode():
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=position, past_key_values=cache,
+                       use_cache=True, logits_to_keep=1).logits
+        position = position[:, -1:]
+        for _ in range(max_new_tokens):
+            logprobs = logits[:, -1].float().log_softmax(-1)
+            best = logprobs.argmax(-1)
+            chosen = logprobs.gather(1, best[:, None]).squeeze(1)
+            keep = []
+            for r, (token, logprob) in enumerate(zip(best.tolist(), chosen.tolist())):
+                tokens, scores = out[live[r]]
+                if token not in stops:
+                    tokens.append(token)
+                    scores.append(logprob)
+                if token not in stops and len(tokens) < max_new_tokens:
+                    keep.append(r)
+                elif bar is not None:
                     bar.update(1)
-            elif result is None and not manager.is_running():
+            if not keep:
                 break
-    answers = []
-    for i in ids:
-        result = results.get(i)
-        if result is None or result.error is not None:
-            raise RuntimeError(f"continuous batching lost answer {i}: {result and result.error}")
-        answers.append(_answer(tokenizer, result.generated_tokens, result.logprobs, stops))
-    return answers
+            if len(keep) < len(live):
+                index = torch.tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                best, mask, position = best[index], mask[index], position[index]
+                live = [live[r] for r in keep]
+            mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
+            position = position + 1
+            logits = model(input_ids=best[:, None], attention_mask=mask, position_ids=position, past_key_values=cache,
+                           use_cache=True).logits
+    return out
 
 
 def generate_padded(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_ids: list[list[int]],

@@ -61,8 +61,9 @@ def _prompts(model_dir, tp):
 
 
 def test_batched_generation_matches_one_at_a_time(lively_model, gp, tp):
-    """Batching must not change a greedy answer: continuous batches of 3 and of 1, and padded batches of 3
-    (left padding; model.generate), answer alike, with the same confidences; the model works as before after."""
+    """Batching must not change a greedy answer: batches of 3 that drop each answer as it ends, batches of 1, and
+    padded batches of 3 (left padding; model.generate) answer alike, with the same confidences; the model works
+    as before after."""
     import torch
 
     model, tokenizer, ids = _prompts(lively_model, tp)
@@ -77,11 +78,20 @@ def test_batched_generation_matches_one_at_a_time(lively_model, gp, tp):
         assert len(p.logprobs) <= len(b.logprobs) <= len(p.logprobs) + 1
         assert b.logprobs[:len(p.logprobs)] == pytest.approx(p.logprobs, abs=1e-3)
     assert all(b.text for b in batched) and len({b.text for b in batched}) == 3  # real, prompt-dependent answers
+    # An answer that ends leaves the batch; the answers still being written must not change.
+    pad, _ = generate._pad_and_stops(tokenizer)
+    unstopped = generate.greedy_batch(model, ids[:1], 12, set(), pad)[0][0]
+    stops = {unstopped[3]}  # the first answer ends at its 4th token (or before); the others when they say it
+    together = generate.greedy_batch(model, ids, 12, stops, pad)
+    alone = [generate.greedy_batch(model, [i], 12, stops, pad)[0] for i in ids]
+    assert [t for t, _ in together] == [t for t, _ in alone]
+    assert [s for _, s in together] == [pytest.approx(s, abs=1e-4) for _, s in alone]
+    assert len({len(t) for t, _ in together}) > 1  # rows ended at different steps
     assert torch.allclose(model(input_ids=torch.tensor([ids[0]])).logits, before, atol=1e-5)
 
 
 def test_a_repetition_penalty_is_applied_in_batches(tiny_model, gp, tp):
-    """transformers' continuous batching drops a repetition penalty: answers with one must still feel it.
+    """The greedy batches have no repetition penalty: answers with one must still feel it.
     The tiny model answers every prompt with newlines only (an empty answer), unless repeating is penalised."""
     model, tokenizer, ids = _prompts(tiny_model, tp)
     plain = generate.generate(model, tokenizer, ids, gp, batch_size=3)
