@@ -173,6 +173,9 @@ class Train(Section):
     loss: Literal["model", "trl"] = Field(description="model: the model's own cross-entropy (fast on CPU); trl: "
                                           "TRL's fused LM head, which also logs per-token entropy and accuracy "
                                           "(needs Triton, ~25% slower on CPU).")
+    focal_gamma: float = Field(ge=0, description="Weight each answer token's loss by (1 - p) ** focal_gamma, p the "
+                               "probability the model gives the right token (focal loss, normalised by the "
+                               "weights): the steps go to the tokens not yet right; 0: plain cross-entropy.")
     gradient_checkpointing: bool = Field(description="Trade compute for memory (long sequences, big models).")
     seed: int = Field(ge=0, description="Seed of initialisation, shuffling and dropout.")
     eval_steps: int = Field(gt=0, description="Steps between validation losses.")
@@ -192,6 +195,9 @@ class Train(Section):
         if self.loraplus_lr_ratio and self.method == "full":
             raise ValueError("loraplus_lr_ratio sets the LoRA B matrices' learning rate: method 'full' has none "
                              "(set loraplus_lr_ratio: 0, and a full fine-tune's learning_rate)")
+        if self.focal_gamma and self.loss != "model":
+            raise ValueError("focal_gamma weights the model's own cross-entropy: it needs loss 'model' "
+                             "(or set focal_gamma: 0)")
         return self
 
 

@@ -177,14 +177,27 @@ def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: 
     )
 
 
-def _model_loss_trainer(sft_trainer_cls):
+def focal_loss(logits, labels, gamma: float):
+    """Cross-entropy of the next-token ``logits`` against ``labels`` (-100: not scored), each token weighted by
+    ``(1 - p) ** gamma`` (p: the model's probability of the right token, not differentiated) and normalised by
+    the weights (Lin et al. 2017's focal loss): a step goes to the tokens the model does not yet get right."""
+    import torch
+
+    logits, labels = logits[:, :-1].float(), labels[:, 1:]
+    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none", ignore_index=-100)
+    weight = (1 - torch.exp(-nll.detach())).pow(gamma) * (labels != -100)
+    return (weight * nll).sum() / weight.sum().clamp(min=1e-6)
+
+
+def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0):
     """SFTTrainer with the model's own loss (``train.loss: model``) instead of TRL's fused LM head.
 
     TRL 1.15 always computes the loss through a tiled LM head that also yields per-token entropy and top-1
     accuracy (its ``compute_loss_func`` option still runs that head, in an extra forward pass); on CPU its
     tiles are re-projected in backward over SmolLM2's 49k vocabulary, which costs ~25% of a step. The
     model's own cross-entropy gives the same loss (labels are already -100 outside the answer). The count
-    of real tokens TRL logs as ``num_tokens`` is kept here, in public methods only.
+    of real tokens TRL logs as ``num_tokens`` is kept here, in public methods only. With ``train.focal_gamma``
+    a training step's loss is :func:`focal_loss` (validation keeps the plain cross-entropy).
     """
     from transformers import Trainer
 
@@ -195,6 +208,11 @@ def _model_loss_trainer(sft_trainer_cls):
             if model.training:
                 mask = inputs.get("attention_mask")
                 self.trained_tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
+                if focal_gamma:
+                    labels = inputs["labels"]
+                    outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+                    loss = focal_loss(outputs.logits, labels, focal_gamma)
+                    return (loss, outputs) if return_outputs else loss
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
         def log(self, logs, start_time=None):
@@ -246,7 +264,7 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
         model, tokenizer, lora = _load_peft(str(paths.base), p, has_cuda)
     bf16 = (next(model.parameters()).dtype == torch.bfloat16
             or (p.method == "full" and precision.resolve(p.precision, has_cuda) == "bf16"))
-    trainer_cls = SFTTrainer if p.loss == "trl" else _model_loss_trainer(SFTTrainer)
+    trainer_cls = SFTTrainer if p.loss == "trl" else _model_loss_trainer(SFTTrainer, p.focal_gamma)
     if p.loraplus_lr_ratio and p.method == "lora":
         trainer_cls = _loraplus_trainer(trainer_cls, p.loraplus_lr_ratio)
     trainer = trainer_cls(

@@ -136,6 +136,51 @@ def test_loraplus_trains_the_b_matrices_at_ratio_times_the_learning_rate(tiny_mo
     assert lrs == {"A": 1e-3, "B": 8e-3}
 
 
+def test_focal_loss_weights_the_tokens_not_yet_right():
+    """train.focal_gamma: gamma 0 is the mean cross-entropy of the scored tokens; with gamma 2 a token the model
+    already gets right (p 0.99) hardly counts and the loss is nearly the wrong token's."""
+    import math
+
+    import torch
+
+    logits = torch.full((1, 4, 3), -20.0)
+    logits[0, 0, :2] = torch.tensor([math.log(99), 0.0])  # the next token, 0, at p 0.99
+    logits[0, 1, 0], logits[0, 1, 2] = math.log(9), 0.0  # the next token, 2, at p 0.1
+    labels = torch.tensor([[-100, 0, 2, -100]])  # the last position has no next token; the first is the prompt
+    right, wrong = -math.log(0.99), -math.log(0.1)
+    assert train.focal_loss(logits, labels, 0.0).item() == pytest.approx((right + wrong) / 2, rel=1e-3)
+    assert train.focal_loss(logits, labels, 2.0).item() == pytest.approx(wrong, rel=1e-3)
+
+
+def test_focal_gamma_is_the_training_loss_and_needs_the_model_loss(tiny_model, tiny_run, shipped, monkeypatch):
+    """A training step's loss is the focal loss at train.focal_gamma; validation keeps the plain cross-entropy."""
+    import torch
+
+    gammas = []
+
+    def spy(logits, labels, gamma):
+        gammas.append(gamma)
+        return focal_loss(logits, labels, gamma)
+
+    focal_loss = train.focal_loss
+    monkeypatch.setattr(train, "focal_loss", spy)
+    p, tp, data, out = tiny_run
+    trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
+                                        p.model_copy(update={"focal_gamma": 2.0}), tp)
+    batch = dict(next(iter(trainer.get_train_dataloader())))
+    with torch.no_grad():
+        trainer.model.eval()
+        trainer.compute_loss(trainer.model, dict(batch))
+        assert gammas == []
+        trainer.model.train()
+        trained = trainer.compute_loss(trainer.model, dict(batch)).item()
+        logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    assert gammas == [2.0]
+    assert trained == pytest.approx(focal_loss(logits, batch["labels"], 2.0).item(), rel=1e-4)
+    with pytest.raises(ParamsError, match="train: .*focal_gamma"):
+        params.parse("train", {**shipped["train"], "loss": "trl", "focal_gamma": 1})
+
+
 def test_trainer_packs_examples_with_position_ids_restarting_at_each_one(tiny_model, tiny_run):
     """This project's trainer packs several examples per row; each must restart position_ids at 0, which is
     what makes transformers mask attention across them (checked below on the same row)."""
