@@ -173,6 +173,7 @@ class Train(Section):
     loss: Literal["model", "trl"] = Field(description="model: the model's own cross-entropy (fast on CPU); trl: "
                                           "TRL's fused LM head, which also logs per-token entropy and accuracy "
                                           "(needs Triton, ~25% slower on CPU).")
+    max_grad_norm: float = Field(ge=0, description="Gradients clipped to this norm before each step; 0: not clipped.")
     focal_gamma: float = Field(ge=0, description="Weight each answer token's loss by (1 - p) ** focal_gamma, p the "
                                "probability the model gives the right token (focal loss, normalised by the "
                                "weights): the steps go to the tokens not yet right; 0: plain cross-entropy.")

@@ -296,7 +296,7 @@ def test_trl_keys_are_exactly_the_train_fields_sftconfig_also_has():
     (a name that means something else in TRL shows up here before it changes a run)."""
     assert params.trl_keys() == {
         "learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
-        "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type", "optim", "weight_decay", "packing",
+        "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type", "optim", "weight_decay", "max_grad_norm", "packing",
         "torch_compile", "gradient_checkpointing", "seed", "eval_steps", "save_steps", "logging_steps",
         "save_total_limit"}
     shipped = params.read_yaml(Path(__file__).parents[1] / "params.yaml")["train"]
