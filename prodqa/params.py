@@ -174,6 +174,9 @@ class Train(Section):
                                           "TRL's fused LM head, which also logs per-token entropy and accuracy "
                                           "(needs Triton, ~25% slower on CPU).")
     max_grad_norm: float = Field(ge=0, description="Gradients clipped to this norm before each step; 0: not clipped.")
+    loss_per: Literal["example", "token"] = Field(description="example: a step's loss is its answer tokens' mean (each "
+                                                  "example moves the weights alike); token: their sum over the mean "
+                                                  "answer length (a long description takes a larger step).")
     focal_gamma: float = Field(ge=0, description="Weight each answer token's loss by (1 - p) ** focal_gamma, p the "
                                "probability the model gives the right token (focal loss, normalised by the "
                                "weights): the steps go to the tokens not yet right; 0: plain cross-entropy.")
@@ -196,9 +199,9 @@ class Train(Section):
         if self.loraplus_lr_ratio and self.method == "full":
             raise ValueError("loraplus_lr_ratio sets the LoRA B matrices' learning rate: method 'full' has none "
                              "(set loraplus_lr_ratio: 0, and a full fine-tune's learning_rate)")
-        if self.focal_gamma and self.loss != "model":
-            raise ValueError("focal_gamma weights the model's own cross-entropy: it needs loss 'model' "
-                             "(or set focal_gamma: 0)")
+        if (self.focal_gamma or self.loss_per != "example") and self.loss != "model":
+            raise ValueError("focal_gamma and loss_per 'token' weigh the model's own cross-entropy: they need loss "
+                             "'model' (or set focal_gamma: 0, loss_per: example)")
         return self
 
 

@@ -189,7 +189,7 @@ def focal_loss(logits, labels, gamma: float):
     return (weight * nll).sum() / weight.sum().clamp(min=1e-6)
 
 
-def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0):
+def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0, per_token: bool = False):
     """SFTTrainer with the model's own loss (``train.loss: model``) instead of TRL's fused LM head.
 
     TRL 1.15 always computes the loss through a tiled LM head that also yields per-token entropy and top-1
@@ -197,7 +197,8 @@ def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0):
     tiles are re-projected in backward over SmolLM2's 49k vocabulary, which costs ~25% of a step. The
     model's own cross-entropy gives the same loss (labels are already -100 outside the answer). The count
     of real tokens TRL logs as ``num_tokens`` is kept here, in public methods only. With ``train.focal_gamma``
-    a training step's loss is :func:`focal_loss` (validation keeps the plain cross-entropy).
+    a training step's loss is :func:`focal_loss`, and with ``train.loss_per: token`` it is scaled by the answer's
+    length over the mean answer length (validation keeps the plain cross-entropy).
     """
     from transformers import Trainer
 
@@ -208,12 +209,20 @@ def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0):
             if model.training:
                 mask = inputs.get("attention_mask")
                 self.trained_tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
-                if focal_gamma:
+                if focal_gamma or per_token:
                     labels = inputs["labels"]
                     outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
                     loss = focal_loss(outputs.logits, labels, focal_gamma)
+                    if per_token:  # the mean times the answer tokens over the training set's mean answer length
+                        loss = loss * (labels[:, 1:] != -100).sum() / (labels.shape[0] * self.mean_answer_tokens())
                     return (loss, outputs) if return_outputs else loss
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+
+        def mean_answer_tokens(self) -> float:
+            if not hasattr(self, "_mean_answer_tokens"):
+                labels = self.train_dataset["labels"]  # TRL's: -100 outside the answer
+                self._mean_answer_tokens = sum(sum(t != -100 for t in row) for row in labels) / max(len(labels), 1)
+            return self._mean_answer_tokens
 
         def log(self, logs, start_time=None):
             if self.model.training:
@@ -264,7 +273,7 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
         model, tokenizer, lora = _load_peft(str(paths.base), p, has_cuda)
     bf16 = (next(model.parameters()).dtype == torch.bfloat16
             or (p.method == "full" and precision.resolve(p.precision, has_cuda) == "bf16"))
-    trainer_cls = SFTTrainer if p.loss == "trl" else _model_loss_trainer(SFTTrainer, p.focal_gamma)
+    trainer_cls = SFTTrainer if p.loss == "trl" else _model_loss_trainer(SFTTrainer, p.focal_gamma, p.loss_per == "token")
     if p.loraplus_lr_ratio and p.method == "lora":
         trainer_cls = _loraplus_trainer(trainer_cls, p.loraplus_lr_ratio)
     trainer = trainer_cls(

@@ -181,6 +181,30 @@ def test_focal_gamma_is_the_training_loss_and_needs_the_model_loss(tiny_model, t
         params.parse("train", {**shipped["train"], "loss": "trl", "focal_gamma": 1})
 
 
+def test_loss_per_token_scales_a_step_by_its_answer_length(tiny_model, tiny_run):
+    """train.loss_per token: a training step's loss is its answer tokens' mean x their number over the training
+    set's mean answer length, so a long description takes a larger step; validation keeps the plain mean."""
+    import torch
+
+    from prodqa import template
+
+    p, tp, data, out = tiny_run
+    rows = [{"title": f"Tutu {i}", "content": " ".join(DESC.split()[:3 + 3 * i])} for i in range(5)]
+    (Path(data) / "train.jsonl").write_text("".join(json.dumps(ex) + "\n" for ex in template.build(rows, tp, train=True)))
+    trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
+                                        p.model_copy(update={"loss_per": "token", "per_device_train_batch_size": 1}), tp)
+    batches = [dict(b) for b in trainer.get_train_dataloader()]
+    answer = [int((b["labels"] != -100).sum()) for b in batches]
+    assert len(set(answer)) > 1  # answers of different lengths
+    batch = batches[answer.index(max(answer))]
+    with torch.no_grad():
+        trainer.model.eval()
+        mean = trainer.compute_loss(trainer.model, dict(batch)).item()
+        trainer.model.train()
+        trained = trainer.compute_loss(trainer.model, dict(batch)).item()
+    assert trained == pytest.approx(mean * max(answer) / (sum(answer) / len(answer)), rel=1e-4)
+
+
 def test_trainer_packs_examples_with_position_ids_restarting_at_each_one(tiny_model, tiny_run):
     """This project's trainer packs several examples per row; each must restart position_ids at 0, which is
     what makes transformers mask attention across them (checked below on the same row)."""
