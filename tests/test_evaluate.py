@@ -120,6 +120,11 @@ def test_reference_loss_is_the_answer_tokens_nll(tiny_model, tp):
     # Padding a second, longer example into the same batch leaves the first one's loss unchanged.
     long = {**ex, "completion": [{"role": "assistant", "content": "A skirt. " * 5}]}
     assert evaluate.reference_loss(model, tokenizer, [ex, long], 64, 2)[0] == pytest.approx(loss, rel=1e-4)
+    # Batched by length (short ones together), the losses still come back in the examples' order.
+    mid = {**ex, "completion": [{"role": "assistant", "content": "A skirt. " * 2}]}
+    alone = [evaluate.reference_loss(model, tokenizer, [e], 64, 1)[0] for e in (long, ex, mid)]
+    assert len(set(alone)) == 3
+    assert evaluate.reference_loss(model, tokenizer, [long, ex, mid], 64, 2) == pytest.approx(alone, rel=1e-4)
 
 
 def test_seen_questions_are_phrasings_the_product_never_had_in_training(tp):
