@@ -33,15 +33,15 @@ NEAR_TIE = 0.25
 def modelfile(gguf_name: str, tokenizer: PreTrainedTokenizerBase, tp: Template, gp: Generate) -> str:
     """An Ollama Modelfile that prompts the model in the layout it was trained on (``template.format``).
 
-    chat: the model's own chat format (ChatML for SmolLM2, or Llama 3); alpaca: the Alpaca text of
-    ``template.ALPACA``. Decoding defaults come from the ``generate`` params, as for evaluate and ask.
+    chat: the model's own chat format (ChatML for SmolLM2, or Llama 3); alpaca and plain: the text layouts
+    of ``template.TEXT_LAYOUTS``. Decoding defaults come from the ``generate`` params, as for evaluate and ask.
     """
-    from .template import ALPACA
+    from .template import TEXT_LAYOUTS
 
     chat = tokenizer.chat_template or ""
     system = tp.system_prompt
-    if tp.format == "alpaca":
-        template, system = ALPACA.replace("{question}", "{{ .Prompt }}"), ""  # prompt() adds no system text
+    if tp.format in TEXT_LAYOUTS:
+        template, system = TEXT_LAYOUTS[tp.format].replace("{question}", "{{ .Prompt }}"), ""  # prompt() adds no system text
     elif "<|start_header_id|>" in chat:  # Llama 3
         template = (
             '<|begin_of_text|>{{- if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>{{ end }}'

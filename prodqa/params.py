@@ -117,7 +117,8 @@ class Model(Section):
 
 
 class Template(Section):
-    format: Literal["chat", "alpaca"] = Field(description="chat: the model's own chat template.")
+    format: Literal["chat", "alpaca", "plain"] = Field(
+        description="chat: the model's own chat template; alpaca: the Alpaca text; plain: the question alone.")
     system_prompt: str = Field(description="System turn of every conversation ('' for none).")
     questions: list[str] = Field(min_length=1, description="Question phrasings; each holds {title}.")
     phrasings_per_product: int = Field(gt=0, description="Training examples per product, each another phrasing.")

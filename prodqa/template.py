@@ -11,7 +11,8 @@ several questions; the next one (:func:`heldout_question`) is never used in trai
 is what the ``seen`` evaluation asks. Validation and test products are asked their first phrasing.
 
 ``chat`` (default) keeps messages, so TRL renders them with the model's own chat template; ``alpaca``
-writes plain-text prompts in the Alpaca layout, for models without a chat template. :func:`prompt` is the
+writes plain-text prompts in the Alpaca layout, for models without a chat template; ``plain`` is the
+question alone on a line (no system prompt, no markup), the fewest tokens an exposure can cost. :func:`prompt` is the
 only builder of a prompt: template, evaluate, export_gguf, ask and serve all call it; :func:`is_chat` is the
 only test of which layout a prompt has, and :func:`encode` the only way a prompt becomes token ids.
 """
@@ -28,6 +29,9 @@ ALPACA = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
     "### Instruction:\n{question}\n\n### Response:\n"
 )
+# The text layouts (template.format other than chat): {question} is the question, after the system prompt
+# and the product when grounded.
+TEXT_LAYOUTS = {"alpaca": ALPACA, "plain": "{question}\n"}
 
 
 def phrasings(title: str, p: Template) -> list[str]:
@@ -56,20 +60,20 @@ def heldout_question(title: str, p: Template) -> str:
 
 
 def prompt(question: str, p: Template, context: dict | None = None):
-    """The prompt for ``question`` in the trained layout (messages, or Alpaca text).
+    """The prompt for ``question`` in the trained layout (messages, or the text of a ``TEXT_LAYOUTS`` layout).
 
     ``context`` (a catalog product with title and content) is given to the model for grounded answers.
     """
     system = p.system_prompt
     if context:
         system += f"\n\nProduct: {context['title']}\nDescription: {context['content']}"
-    if p.format == "alpaca":
-        return ALPACA.format(question=f"{system}\n\n{question}" if context else question)
+    if p.format in TEXT_LAYOUTS:
+        return TEXT_LAYOUTS[p.format].format(question=f"{system}\n\n{question}" if context else question)
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
 
 
 def is_chat(prompt_) -> bool:
-    """Whether a prompt of :func:`prompt` is chat messages (else Alpaca text)."""
+    """Whether a prompt of :func:`prompt` is chat messages (else the text of a ``TEXT_LAYOUTS`` layout)."""
     return isinstance(prompt_, list)
 
 
@@ -82,7 +86,7 @@ def encode(prompt_, tokenizer) -> list[int]:
 
 
 def answered(prompt_, answer: str) -> dict:
-    """A prompt (messages or Alpaca text) and its answer, in TRL's prompt–completion layout."""
+    """A prompt (messages or text) and its answer, in TRL's prompt–completion layout."""
     if is_chat(prompt_):
         return {"prompt": prompt_, "completion": [{"role": "assistant", "content": answer}]}
     return {"prompt": prompt_, "completion": answer}
@@ -92,7 +96,11 @@ def question_text(prompt_) -> str:
     """The user's question inside a prompt built by :func:`prompt`."""
     if is_chat(prompt_):
         return prompt_[-1]["content"]
-    return prompt_.split("### Instruction:\n", 1)[-1].split("\n\n### Response:", 1)[0]
+    for layout in TEXT_LAYOUTS.values():  # alpaca first: plain's empty head matches any text
+        head, tail = layout.split("{question}")
+        if prompt_.startswith(head) and prompt_.endswith(tail):
+            return prompt_[len(head):len(prompt_) - len(tail)]
+    return prompt_
 
 
 def build(rows: list[dict], p: Template, train: bool) -> list[dict]:

@@ -96,6 +96,8 @@ def test_modelfile_matches_the_chat_format(tiny_model, shipped):
     assert text.startswith("FROM ./model-q8_0.gguf\n")
     assert '<|im_start|>assistant\n"""' in text and 'SYSTEM """Be brief."""' in text
     assert 'PARAMETER stop "<|im_end|>"' in text and 'PARAMETER stop "<|im_start|>"' in text
+    plain = export_gguf.modelfile("m.gguf", AutoTokenizer.from_pretrained(tiny_model), tp.model_copy(update={"format": "plain"}), gp)
+    assert 'TEMPLATE """{{ .Prompt }}\n"""' in plain and "SYSTEM" not in plain  # the question alone, as trained
 
 
 def test_unknown_type_is_a_params_error_naming_the_key(shipped):

@@ -28,6 +28,15 @@ def test_alpaca_example(p):
     assert template.question_text(ex["prompt"]) in template.phrasings("Tutu", p)
 
 
+def test_plain_example_is_the_question_alone(p):
+    plain = p.model_copy(update={"format": "plain"})
+    (ex,) = template.build([{"title": "Tutu", "content": DESC}], plain, train=False)
+    assert ex["prompt"] == template.phrasings("Tutu", p)[0] + "\n" and ex["completion"] == DESC  # no system prompt
+    assert template.question_text(ex["prompt"]) == template.phrasings("Tutu", p)[0]
+    grounded = template.prompt("What is it?", plain, {"title": "Tutu", "content": DESC})
+    assert DESC in grounded and template.question_text(grounded).endswith("\n\nWhat is it?")
+
+
 def test_each_trained_product_gets_distinct_phrasings_seeded_by_title(p):
     rows = [{"title": f"Item {i}", "content": DESC} for i in range(200)]
     a = template.build(rows, p, train=True)
@@ -51,13 +60,15 @@ def test_phrasings_per_product_must_leave_one_held_out(shipped):
         params.parse("template", {**shipped["template"], "phrasings_per_product": n})
 
 
-def test_only_answer_tokens_carry_labels(tiny_model, p):
+@pytest.mark.parametrize("layout", ["chat", "plain"])
+def test_only_answer_tokens_carry_labels(tiny_model, p, layout):
     """Through TRL's own tokenisation and collator: labels are the description and end-of-turn only."""
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    p = p.model_copy(update={"format": layout})
     examples = template.build([{"title": "Girls Ballet Tutu Neon Pink", "content": DESC}], p, train=False)
     trainer = SFTTrainer(model=tiny_model, processing_class=tokenizer, train_dataset=Dataset.from_list(examples),
                          args=SFTConfig(output_dir="/tmp/unused", use_cpu=True, report_to="none", max_length=128,
@@ -65,7 +76,8 @@ def test_only_answer_tokens_carry_labels(tiny_model, p):
     batch = trainer.data_collator([trainer.train_dataset[0]])
     labels = batch["labels"][0]
     answer = tokenizer.decode(labels[labels != -100])
-    assert answer == DESC + "<|im_end|>\n"  # the description and the end of turn; the question is not trained on
+    # The description and the end of turn (plain: the end-of-text token); the question is not trained on.
+    assert answer == DESC + ("<|im_end|>\n" if layout == "chat" else tokenizer.eos_token)
     # …and render() agrees with TRL about where the answer starts.
     prompt_ids, completion_ids = template.render(examples[0], tokenizer)
     assert int((labels == -100).sum()) == len(prompt_ids)
