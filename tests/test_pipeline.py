@@ -99,6 +99,11 @@ def test_repro_noop_push_and_pull_in_a_fresh_clone(project):
     assert (clone / "checkpoints" / "fingerprint.json").exists()  # persisted, and restored like any output
 
 
+# Read by the decoder only when it samples (generate.temperature > 0): greedy answers, the evaluations' default,
+# never touch it.
+SAMPLING_ONLY = {"generate.top_p"}
+
+
 @pytest.mark.slow
 def test_every_stage_declares_exactly_the_params_keys_it_reads(project):
     """dvc.yaml's params of each stage (a section stands for all its keys) are exactly the keys it read."""
@@ -114,7 +119,9 @@ def test_every_stage_declares_exactly_the_params_keys_it_reads(project):
             section, _, field = entry.partition(".")
             declared |= {f"{section}.{f}" for f in ([field] if field else params.SECTIONS[section].model_fields)}
         script = stage["cmd"].split("python -m stages.", 1)[1].split()[0]
-        assert read.get(script, set()) == declared, (name, sorted(read.get(script, set()) ^ declared))
+        got = read.get(script, set())
+        # Declared yet unread in this greedy run: keys only sampling reads (the stage's answers depend on them then).
+        assert got <= declared and declared - got <= SAMPLING_ONLY, (name, sorted(got ^ declared))
 
 
 # The stages that read each key: `dvc status` must list exactly these after the key is edited (the stages
