@@ -171,6 +171,9 @@ class Train(Section):
     target_modules: list[str] = Field(min_length=1, description="Linear layers that get LoRA adapters.")
     packing: bool = Field(description="Pack several examples per sequence (no padding).")
     torch_compile: bool = Field(description="torch.compile the model (one-off compile, then faster steps).")
+    attention: Literal["sdpa", "eager"] = Field(
+        description="transformers' attention kernel while training (PEFT backend): sdpa, or eager (on a CPU with "
+                    "short rows, a faster bf16 step, not yet a faster run: docs/cost.md).")
     loss: Literal["model", "trl"] = Field(description="model: the model's own cross-entropy (fast on CPU); trl: "
                                           "TRL's fused LM head, which also logs per-token entropy and accuracy "
                                           "(needs Triton, ~25% slower on CPU).")

@@ -128,7 +128,8 @@ def _load_peft(base_dir: str, p: Train, has_cuda: bool):
 
         kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                        bnb_4bit_compute_dtype=dtype)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True, **kw)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True,
+                                                 attn_implementation=p.attention, **kw)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     if p.method == "full":
         return model, tokenizer, None

@@ -36,6 +36,14 @@ def test_4bit_without_cuda_names_the_key(shipped):
         train.resolve_backend(p, has_cuda=False)
 
 
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_trainer_trains_with_the_chosen_attention_kernel(tiny_model, tiny_run, attention):
+    p, tp, data, out = tiny_run
+    trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
+                                        p.model_copy(update={"attention": attention}), tp)
+    assert trainer.model.config._attn_implementation == attention
+
+
 def run(tiny_model, tiny_run, **kw):
     p, tp, data, out = tiny_run
     return train.train(train.Paths.of(base=tiny_model, data=data, **out), p, tp, **kw)
