@@ -24,6 +24,7 @@ The same seed gives the same records for the pinned Faker version (requirements.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -332,11 +333,15 @@ def write(path: str, n: int, seed: int) -> None:
     """Write ``n`` records as JSON lines; gzip-compressed when ``path`` ends in ``.gz``."""
     from .files import atomic_path
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, contextlib.ExitStack() as stack:
         if str(path).endswith(".gz"):
+            import io
+
             from isal import igzip
 
-            f = igzip.open(tmp, "wt", compresslevel=1, encoding="utf-8")
+            # No name and no write time in the gzip header: the same records make the same bytes (and DVC hash).
+            raw = stack.enter_context(open(tmp, "wb"))
+            f = io.TextIOWrapper(igzip.IGzipFile("", "wb", compresslevel=1, fileobj=raw, mtime=0), encoding="utf-8")
         else:
             f = open(tmp, "w", encoding="utf-8")
         with f:
