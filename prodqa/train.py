@@ -134,8 +134,16 @@ def _load_peft(base_dir: str, p: Train, has_cuda: bool):
     if p.method == "full":
         return model, tokenizer, None
     lora = LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout,
-                      target_modules=list(p.target_modules), bias="none", task_type="CAUSAL_LM")
+                      target_modules=list(p.target_modules), bias="none", task_type="CAUSAL_LM",
+                      layers_to_transform=lora_layers(model.config.num_hidden_layers, p.lora_first_layer))
     return model, tokenizer, lora
+
+
+def lora_layers(num_layers: int, first: int) -> list[int] | None:
+    """The decoder layers that get adapters (``train.lora_first_layer`` up; None: all), or ParamsError."""
+    if first >= num_layers:
+        raise ParamsError(f"train.lora_first_layer: {first} leaves no layer to adapt (the model has {num_layers})")
+    return list(range(first, num_layers)) if first else None
 
 
 def _load_unsloth(base_dir: str, p: Train, max_seq_len: int):
@@ -146,6 +154,7 @@ def _load_unsloth(base_dir: str, p: Train, max_seq_len: int):
     model = FastLanguageModel.get_peft_model(
         model, r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout,
         target_modules=list(p.target_modules), bias="none",
+        layers_to_transform=lora_layers(model.config.num_hidden_layers, p.lora_first_layer),
         use_gradient_checkpointing="unsloth" if p.gradient_checkpointing else False,
         random_state=p.seed)
     return model, tokenizer, None

@@ -44,6 +44,24 @@ def test_trainer_trains_with_the_chosen_attention_kernel(tiny_model, tiny_run, a
     assert trainer.model.config._attn_implementation == attention
 
 
+def test_lora_first_layer_adapts_that_layer_and_the_ones_above_only(tiny_model, tiny_run):
+    """train.lora_first_layer 1 of 2: adapters on layer 1 alone, so no gradient reaches layer 0; 2 names the key."""
+    p, tp, data, out = tiny_run
+    trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
+                                        p.model_copy(update={"lora_first_layer": 1}), tp)
+    adapted = {n.split(".layers.")[1].split(".")[0] for n, q in trainer.model.named_parameters() if q.requires_grad}
+    assert adapted == {"1"}
+    reached = []
+    layer0 = trainer.model.get_base_model().model.layers[0]
+    layer0.register_full_backward_hook(lambda *a: reached.append(0))
+    batch = dict(next(iter(trainer.get_train_dataloader())))
+    trainer.model.train()
+    trainer.compute_loss(trainer.model, batch).backward()
+    assert reached == [] and all(q.grad is not None for q in trainer.model.parameters() if q.requires_grad)
+    with pytest.raises(ParamsError, match=r"train.lora_first_layer: 2 leaves no layer to adapt \(the model has 2\)"):
+        train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out), p.model_copy(update={"lora_first_layer": 2}), tp)
+
+
 def run(tiny_model, tiny_run, **kw):
     p, tp, data, out = tiny_run
     return train.train(train.Paths.of(base=tiny_model, data=data, **out), p, tp, **kw)
