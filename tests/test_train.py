@@ -172,10 +172,32 @@ def test_focal_loss_weights_the_tokens_not_yet_right():
     logits = torch.full((1, 4, 3), -20.0)
     logits[0, 0, :2] = torch.tensor([math.log(99), 0.0])  # the next token, 0, at p 0.99
     logits[0, 1, 0], logits[0, 1, 2] = math.log(9), 0.0  # the next token, 2, at p 0.1
-    labels = torch.tensor([[-100, 0, 2, -100]])  # the last position has no next token; the first is the prompt
+    targets = torch.tensor([[0, 2, -100, -100]])  # the token each position predicts; the last two are not scored
     right, wrong = -math.log(0.99), -math.log(0.1)
-    assert train.focal_loss(logits, labels, 0.0).item() == pytest.approx((right + wrong) / 2, rel=1e-3)
-    assert train.focal_loss(logits, labels, 2.0).item() == pytest.approx(wrong, rel=1e-3)
+    assert train.focal_loss(logits, targets, 0.0).item() == pytest.approx((right + wrong) / 2, rel=1e-3)
+    assert train.focal_loss(logits, targets, 2.0).item() == pytest.approx(wrong, rel=1e-3)
+
+
+def test_a_training_step_runs_the_lm_head_on_the_answer_positions_only(tiny_model, tiny_run):
+    """The LM head of a training step sees only the positions whose next token is scored, and the loss is the one
+    the full logits give (validation computes it that way)."""
+    import torch
+
+    p, tp, data, out = tiny_run
+    trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out), p, tp)
+    batch = dict(next(iter(trainer.get_train_dataloader())))
+    scored = int((batch["labels"][:, 1:] != -100).any(0).sum())
+    assert batch["labels"].shape[0] == 2 and 0 < scored < batch["labels"].shape[1] - 1  # two rows, a prompt to skip
+    head_rows = []
+    hook = trainer.model.get_output_embeddings().register_forward_hook(lambda m, i, o: head_rows.append(i[0].shape[1]))
+    with torch.no_grad():
+        trainer.model.eval()
+        full = trainer.compute_loss(trainer.model, dict(batch)).item()
+        trainer.model.train()
+        kept = trainer.compute_loss(trainer.model, dict(batch)).item()
+    hook.remove()
+    assert head_rows == [batch["input_ids"].shape[1], scored]
+    assert kept == pytest.approx(full, rel=1e-5)
 
 
 def test_focal_gamma_is_the_training_loss_and_needs_the_model_loss(tiny_model, tiny_run, shipped, monkeypatch):
@@ -184,9 +206,9 @@ def test_focal_gamma_is_the_training_loss_and_needs_the_model_loss(tiny_model, t
 
     gammas = []
 
-    def spy(logits, labels, gamma):
+    def spy(logits, targets, gamma):
         gammas.append(gamma)
-        return focal_loss(logits, labels, gamma)
+        return focal_loss(logits, targets, gamma)
 
     focal_loss = train.focal_loss
     monkeypatch.setattr(train, "focal_loss", spy)
@@ -202,7 +224,7 @@ def test_focal_gamma_is_the_training_loss_and_needs_the_model_loss(tiny_model, t
         trained = trainer.compute_loss(trainer.model, dict(batch)).item()
         logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
     assert gammas == [2.0]
-    assert trained == pytest.approx(focal_loss(logits, batch["labels"], 2.0).item(), rel=1e-4)
+    assert trained == pytest.approx(focal_loss(logits[:, :-1], batch["labels"][:, 1:], 2.0).item(), rel=1e-4)
     with pytest.raises(ParamsError, match="train: .*focal_gamma"):
         params.parse("train", {**shipped["train"], "loss": "trl", "focal_gamma": 1})
 
