@@ -131,7 +131,7 @@ def tiny_run(tmp_path, shipped, tiny_model):
     tp = params.parse("template", {**shipped["template"], "max_seq_len": 64})
     p = params.parse("train", {**shipped["train"], "max_steps": 4, "per_device_train_batch_size": 2, "eval_steps": 2, "save_steps": 1,
                                "logging_steps": 1, "warmup_steps": 0, "lora_r": 4, "lora_alpha": 8, "learning_rate": 1e-2,
-                               "torch_compile": False})
+                               "lora_first_layer": 1, "torch_compile": False})
     data = tmp_path / "template"
     data.mkdir()
     rows = [{"title": f"Dickies Ballet Tutu Size {i}", "content": TUTU} for i in range(12)]

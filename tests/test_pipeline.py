@@ -21,7 +21,7 @@ TINY = {
     "sample": {"n_products": 60, "val_frac": 0.1, "test_frac": 0.1},
     "template": {"max_seq_len": 64},
     "train": {"max_steps": 2, "per_device_train_batch_size": 2, "eval_steps": 2, "save_steps": 2, "logging_steps": 1,
-              "lora_r": 4, "lora_alpha": 8, "torch_compile": False},
+              "lora_r": 4, "lora_alpha": 8, "lora_first_layer": 1, "torch_compile": False},
     "evaluate": {"seen_examples": 2, "unseen_examples": 2, "typed_examples": 2},
     "generate": {"max_new_tokens": 4},
     "report": {"examples": 2},

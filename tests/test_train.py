@@ -324,7 +324,7 @@ def test_two_processes_under_accelerate_launch_on_cpu(tmp_path, tiny_model, tiny
     _, _, data, out = tiny_run
     prm = params_file({"train.num_processes": 2, "train.max_steps": 2, "train.per_device_train_batch_size": 2, "train.eval_steps": 2,
                        "train.save_steps": 2, "train.logging_steps": 1, "train.lora_r": 4, "train.lora_alpha": 8,
-                       "template.max_seq_len": 64, "train.torch_compile": False})
+                       "train.lora_first_layer": 1, "template.max_seq_len": 64, "train.torch_compile": False})
     cmd = [sys.executable, "-m", "stages.train", "--params", prm, "--base", tiny_model, "--data", data,
            *[f"--{k}={v}" for k, v in out.items()]]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=900)
