@@ -47,7 +47,7 @@ def stored_bits(work: Path, params_file: Path) -> dict:
     losses = {}
     for name, folder in (("base", json.loads((work / "base_dir.json").read_text())), ("tuned", str(work / "merged"))):
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to(precision.device()).eval()
-        losses[name] = reference_loss(model, tokenizer, examples, tp.max_seq_len, 8)
+        losses[name] = reference_loss(model, tokenizer, examples, tp.max_seq_len)
     nats = sum((b - t) * n for b, t, n in zip(losses["base"], losses["tuned"], n_tokens))
     if train_p.method == "full":
         trainable = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(work / "merged").parameters())

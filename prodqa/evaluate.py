@@ -36,32 +36,48 @@ def questions(rows: list[dict], tp: Template, seen: bool) -> list[str]:
 
 
 
+REFERENCE_BATCH_TOKENS = 4096  # tokens per reference_loss forward (padding included): its answer logits stay < 1 GB
+
+
 def reference_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[dict], max_seq_len: int,
-                   batch_size: int) -> list[float]:
+                   batch_tokens: int = REFERENCE_BATCH_TOKENS) -> list[float]:
     """Mean token NLL of each reference answer given its question (answer tokens only), in the examples' order.
-    Batches hold examples of similar length: one padded to the longest description's 512 tokens computed
-    every short one's padding too (half of the evaluate stage's time on a CPU)."""
+
+    Examples of similar length share a forward pass of at most ``batch_tokens`` tokens (padding included):
+    one padded to the longest description computed every short one's padding too. They are left-padded, so
+    every answer ends in the last column and only the answers' columns go through the output head
+    (``logits_to_keep``): logits over a 49k vocabulary for every prompt token were a third of the pass.
+    """
     import torch
 
     rendered = [render(ex, tokenizer) for ex in examples]
     seqs = [(p + c)[:max_seq_len] for p, c in rendered]
+    answers = [max(len(s) - len(p), 0) for s, (p, _) in zip(seqs, rendered)]
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    batches: list[list[int]] = []
+    for i in order:  # ascending lengths: the newest example is its batch's widest
+        if batches and (len(batches[-1]) + 1) * len(seqs[i]) <= batch_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
     losses = [0.0] * len(seqs)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+    for rows in batches:
         width = max(len(seqs[i]) for i in rows)
+        keep = max(answers[i] for i in rows) + 1  # the columns whose logits predict an answer token
         ids = torch.zeros((len(rows), width), dtype=torch.long)
-        labels = torch.full((len(rows), width), -100, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), keep), -100, dtype=torch.long)
         for r, i in enumerate(rows):
-            seq, n_prompt = seqs[i], len(rendered[i][0])
-            ids[r, :len(seq)] = torch.tensor(seq)
-            mask[r, :len(seq)] = 1
-            labels[r, n_prompt:len(seq)] = torch.tensor(seq[n_prompt:], dtype=torch.long)
-        ids, mask, labels = ids.to(model.device), mask.to(model.device), labels.to(model.device)
+            seq, n = seqs[i], answers[i]
+            ids[r, width - len(seq):] = torch.tensor(seq)
+            mask[r, width - len(seq):] = 1
+            if n:
+                labels[r, keep - n:] = torch.tensor(seq[len(seq) - n:], dtype=torch.long)
+        position = (mask.cumsum(1) - 1).clamp(min=0)
+        ids, mask, position, labels = (t.to(model.device) for t in (ids, mask, position, labels))
         with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], reduction="none",
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=position, logits_to_keep=keep).logits
+        nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels[:, 1:], reduction="none",
                                                 ignore_index=-100)
         counts = (labels[:, 1:] != -100).sum(1).clamp(min=1)
         for i, loss in zip(rows, (nll.sum(1) / counts).cpu().tolist()):
@@ -129,8 +145,7 @@ def evaluate_sets(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, se
     ps = [prompt(q, tp) for _, asked in sets.values() for q in asked]
     generated = generate(model, tokenizer, [encode(x, tokenizer) for x in ps], gp, p.batch_size, bar=bar)
     refs = [r["content"] for r in rows]
-    losses = reference_loss(model, tokenizer, [answered(x, ref) for x, ref in zip(ps, refs)], tp.max_seq_len,
-                            p.batch_size)
+    losses = reference_loss(model, tokenizer, [answered(x, ref) for x, ref in zip(ps, refs)], tp.max_seq_len)
     out, start = {}, 0
     for name, (rs, _) in sets.items():
         part = slice(start, start + len(rs))

@@ -284,8 +284,42 @@ class Stream:
         return confidence([float(s if isinstance(s, float) else s[0]) for s in self._logprobs.steps])
 
 
+GQA_SDPA = "sdpa_gqa"  # the attention load_hf picks on a CPU (:func:`sdpa_gqa`)
+
+
+def sdpa_gqa(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
+             is_causal: bool | None = None, **kwargs):
+    """transformers' ``sdpa`` attention with grouped-query heads kept grouped under a padding mask too.
+
+    transformers' own ``sdpa`` copies each layer's keys and values once per query head that shares them
+    (``repeat_kv``) whenever there is a mask, as a padded batch always has: on a CPU those copies of the whole
+    KV cache were 29% of a decode step. PyTorch's CPU kernel takes the mask and ``enable_gqa`` together, with the
+    same results (benchmarks/generation.py). Registered as :data:`GQA_SDPA`, with ``sdpa``'s masks.
+    """
+    import torch
+
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling,
+        is_causal=query.shape[2] > 1 and attention_mask is None and causal, enable_gqa=key.shape[1] != query.shape[1])
+    return out.transpose(1, 2).contiguous(), None
+
+
+def attention(device: str) -> str:
+    """The attention implementation for decoding on ``device``: :data:`GQA_SDPA` on a CPU (registered here), else
+    ``sdpa`` (a CUDA kernel given a mask and ``enable_gqa`` falls back to its slowest path)."""
+    if device != "cpu":
+        return "sdpa"
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
+    AttentionInterface.register(GQA_SDPA, sdpa_gqa)
+    AttentionMaskInterface.register(GQA_SDPA, sdpa_mask)
+    return GQA_SDPA
+
+
 def load_hf(path: str | os.PathLike, gp: Generate):
-    """A transformers model folder and its tokenizer, in ``generate.precision``."""
+    """A transformers model folder and its tokenizer, in ``generate.precision``, with :func:`attention`."""
     if not (Path(path) / "config.json").exists():
         raise DataError(f"{path}: no trained model; run `make repro` (or `dvc repro train`) first")
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -293,8 +327,10 @@ def load_hf(path: str | os.PathLike, gp: Generate):
     from . import precision
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=precision.torch_dtype(gp.precision))
-    return model.to(precision.device()).eval(), tokenizer
+    device = precision.device()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=precision.torch_dtype(gp.precision),
+                                                 attn_implementation=attention(device))
+    return model.to(device).eval(), tokenizer
 
 
 def stream_hf(model, tokenizer, prompt, gp: Generate, max_tokens: int | None = None) -> Stream:

@@ -90,6 +90,25 @@ def test_batched_generation_matches_one_at_a_time(lively_model, gp, tp):
     assert torch.allclose(model(input_ids=torch.tensor([ids[0]])).logits, before, atol=1e-5)
 
 
+def test_grouped_attention_answers_and_scores_as_transformers_sdpa(lively_model, gp, tp):
+    """On a CPU, load_hf decodes with ``sdpa_gqa`` (grouped key/value heads never copied per query head): padded
+    batches must answer, score their confidence and the references' loss as transformers' own ``sdpa`` does."""
+    from transformers import AutoModelForCausalLM
+
+    model, tokenizer, ids = _prompts(lively_model, tp)
+    assert model.config.num_key_value_heads < model.config.num_attention_heads  # grouped: the case it changes
+    loaded, _ = generate.load_hf(lively_model, gp)
+    assert loaded.config._attn_implementation == generate.GQA_SDPA
+    plain = AutoModelForCausalLM.from_pretrained(lively_model, attn_implementation="sdpa").eval()
+    gp = gp.model_copy(update={"max_new_tokens": 12})
+    grouped, reference = (generate.generate(m, tokenizer, ids, gp, batch_size=3) for m in (loaded, plain))
+    assert [g.text for g in grouped] == [r.text for r in reference] and all(g.text for g in grouped)
+    assert [g.logprobs for g in grouped] == [pytest.approx(r.logprobs, abs=1e-5) for r in reference]
+    examples = [template.answered(template.prompt(q, tp), "A skirt. " * n) for n, q in zip((1, 4, 2), ("a", "b", "c"))]
+    assert evaluate.reference_loss(loaded, tokenizer, examples, 64) == pytest.approx(
+        evaluate.reference_loss(plain, tokenizer, examples, 64), rel=1e-5)
+
+
 def test_a_repetition_penalty_is_applied_in_batches(tiny_model, gp, tp):
     """The greedy batches have no repetition penalty: answers with one must still feel it.
     The tiny model answers every prompt with newlines only (an empty answer), unless repeating is penalised."""
@@ -110,7 +129,7 @@ def test_reference_loss_is_the_answer_tokens_nll(tiny_model, tp):
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     ex = {"prompt": [{"role": "user", "content": "What is a tutu?"}],
           "completion": [{"role": "assistant", "content": "A skirt."}]}
-    (loss,) = evaluate.reference_loss(model, tokenizer, [ex], 64, 1)
+    (loss,) = evaluate.reference_loss(model, tokenizer, [ex], 64)
     prompt, completion = render(ex, tokenizer)
     ids = torch.tensor([prompt + completion])
     labels = torch.tensor([[-100] * len(prompt) + completion])
@@ -119,12 +138,14 @@ def test_reference_loss_is_the_answer_tokens_nll(tiny_model, tp):
     assert loss == pytest.approx(expected, rel=1e-4)
     # Padding a second, longer example into the same batch leaves the first one's loss unchanged.
     long = {**ex, "completion": [{"role": "assistant", "content": "A skirt. " * 5}]}
-    assert evaluate.reference_loss(model, tokenizer, [ex, long], 64, 2)[0] == pytest.approx(loss, rel=1e-4)
+    assert evaluate.reference_loss(model, tokenizer, [ex, long], 64)[0] == pytest.approx(loss, rel=1e-4)
     # Batched by length (short ones together), the losses still come back in the examples' order.
     mid = {**ex, "completion": [{"role": "assistant", "content": "A skirt. " * 2}]}
-    alone = [evaluate.reference_loss(model, tokenizer, [e], 64, 1)[0] for e in (long, ex, mid)]
+    alone = [evaluate.reference_loss(model, tokenizer, [e], 64)[0] for e in (long, ex, mid)]
     assert len(set(alone)) == 3
-    assert evaluate.reference_loss(model, tokenizer, [long, ex, mid], 64, 2) == pytest.approx(alone, rel=1e-4)
+    assert evaluate.reference_loss(model, tokenizer, [long, ex, mid], 64) == pytest.approx(alone, rel=1e-4)
+    # A budget of one token puts each example in a batch of its own: the same losses.
+    assert evaluate.reference_loss(model, tokenizer, [long, ex, mid], 64, batch_tokens=1) == pytest.approx(alone, rel=1e-4)
 
 
 def test_seen_questions_are_phrasings_the_product_never_had_in_training(tp):
