@@ -97,10 +97,10 @@ def test_grouped_attention_answers_and_scores_as_transformers_sdpa(lively_model,
 
     model, tokenizer, ids = _prompts(lively_model, tp)
     assert model.config.num_key_value_heads < model.config.num_attention_heads  # grouped: the case it changes
+    gp = gp.model_copy(update={"max_new_tokens": 12, "precision": "fp32"})  # both models in fp32, on any CPU
     loaded, _ = generate.load_hf(lively_model, gp)
     assert loaded.config._attn_implementation == generate.GQA_SDPA
     plain = AutoModelForCausalLM.from_pretrained(lively_model, attn_implementation="sdpa").eval()
-    gp = gp.model_copy(update={"max_new_tokens": 12})
     grouped, reference = (generate.generate(m, tokenizer, ids, gp, batch_size=3) for m in (loaded, plain))
     assert [g.text for g in grouped] == [r.text for r in reference] and all(g.text for g in grouped)
     assert [g.logprobs for g in grouped] == [pytest.approx(r.logprobs, abs=1e-5) for r in reference]
