@@ -10,7 +10,8 @@ training tokens, exposures and seconds per product, tokens/s, and the knowledge 
 trained descriptions' loss from the base model to the tuned one, summed over their tokens, in bits, per
 trainable parameter (Allen-Zhu & Li measure ~2 bits/param at capacity).
 
-Writes benchmarks/results/capacity.json and docs/capacity.png. The real records are a development set: never a
+Writes benchmarks/results/capacity.json and docs/capacity.png (``--result``, ``--plot``). The losses are computed
+in ``precision: auto`` (bf16 where the CPU has it, else fp32). The real records are a development set: never a
 dependency of the tests or of `make repro`.
 """
 
@@ -32,7 +33,6 @@ SEEN = 60  # trained products asked per size
 def stored_bits(work: Path, params_file: Path) -> dict:
     """Base minus tuned loss of every trained description (teacher-forced, held-out phrasing), in bits."""
     import pyarrow.parquet as pq
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prodqa import params, precision, template
@@ -46,7 +46,7 @@ def stored_bits(work: Path, params_file: Path) -> dict:
     n_tokens = [len(template.render(ex, tokenizer)[1]) for ex in examples]
     losses = {}
     for name, folder in (("base", json.loads((work / "base_dir.json").read_text())), ("tuned", str(work / "merged"))):
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to(precision.device()).eval()
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=precision.torch_dtype("auto")).to(precision.device()).eval()
         losses[name] = reference_loss(model, tokenizer, examples, tp.max_seq_len)
     nats = sum((b - t) * n for b, t, n in zip(losses["base"], losses["tuned"], n_tokens))
     if train_p.method == "full":
@@ -92,6 +92,7 @@ def main(argv=None) -> None:
     ap.add_argument("--base-model", help="reuse a base_model output folder instead of materialising it per run")
     ap.add_argument("--work", default="/tmp/prodqa-capacity", help="scratch folders, one per size")
     ap.add_argument("--result", default=str(ROOT / "benchmarks" / "results" / "capacity.json"))
+    ap.add_argument("--plot", default=str(ROOT / "docs" / "capacity.png"), help="the curve's image")
     ap.add_argument("--stages", choices=["all", "data", "model"], default="all",
                     help="as benchmarks.recall's: data here, model on a GPU machine (benchmarks/gpu/run.sh)")
     ap.add_argument("--skip-typed", action="store_true", help="do not ask the trained products as people type them")
@@ -129,7 +130,7 @@ def main(argv=None) -> None:
                         "stage_seconds": run["stage_seconds"], "knowledge": stored_bits(work, work / "params.yaml")}
         record({"points": [points[k] for k in sorted(points)]}, args.result)  # after every size
     if args.stages != "data":
-        plot([points[k] for k in sorted(points)], ROOT / "docs" / "capacity.png")
+        plot([points[k] for k in sorted(points)], Path(args.plot))
 
 
 if __name__ == "__main__":
