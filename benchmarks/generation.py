@@ -58,7 +58,7 @@ def main(argv=None) -> None:
 
     fp32, gqa_answers = rate(torch.float32, ids, p.batch_size)
     fp32_sdpa, sdpa_answers = rate(torch.float32, ids, p.batch_size, attention="sdpa")
-    best = rate(precision.dtype(chosen), ids, p.batch_size)[0]
+    best = fp32 if chosen == "fp32" else rate(precision.dtype(chosen), ids, p.batch_size)[0]  # fp32: measured above
     single = rate(precision.dtype(chosen), ids[: args.single], 1)[0]
     result = {"prompts": len(ids), "max_new_tokens": gp.max_new_tokens, "batch_size": p.batch_size, "chosen": chosen,
               "cpu_flags": cpu_flags(), "attention": generate.attention(precision.device()),
