@@ -20,7 +20,7 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from .generate import generate
+from .generate import generate, left_pad
 from .params import Evaluate, Generate, Template
 from .template import answered, encode, heldout_question, phrasings, prompt, question_text, render
 
@@ -62,18 +62,13 @@ def reference_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, e
             batches.append([i])
     losses = [0.0] * len(seqs)
     for rows in batches:
-        width = max(len(seqs[i]) for i in rows)
         keep = max(answers[i] for i in rows) + 1  # the columns whose logits predict an answer token
-        ids = torch.zeros((len(rows), width), dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
         labels = torch.full((len(rows), keep), -100, dtype=torch.long)
         for r, i in enumerate(rows):
             seq, n = seqs[i], answers[i]
-            ids[r, width - len(seq):] = torch.tensor(seq)
-            mask[r, width - len(seq):] = 1
             if n:
                 labels[r, keep - n:] = torch.tensor(seq[len(seq) - n:], dtype=torch.long)
-        position = (mask.cumsum(1) - 1).clamp(min=0)
+        ids, mask, position = left_pad([seqs[i] for i in rows], pad=0)
         ids, mask, position, labels = (t.to(model.device) for t in (ids, mask, position, labels))
         with torch.inference_mode():
             logits = model(input_ids=ids, attention_mask=mask, position_ids=position, logits_to_keep=keep).logits

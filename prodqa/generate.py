@@ -119,6 +119,20 @@ def _answer(tokenizer, new: list[int], logprobs: list[float], stops: set[int]) -
     return Generated(tokenizer.decode(new[:n], skip_special_tokens=True).strip(), logprobs[:n])
 
 
+def left_pad(seqs: list[list[int]], pad: int):
+    """Token-id rows left-padded into one batch, as ``model.generate`` pads them (every row ends in the last
+    column): the ids, the attention mask, and position ids counted from each row's first real token."""
+    import torch
+
+    width = max(map(len, seqs))
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, seq in enumerate(seqs):
+        ids[r, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+        mask[r, width - len(seq):] = 1
+    return ids, mask, (mask.cumsum(1) - 1).clamp(min=0)
+
+
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_ids: list[list[int]], gp: Generate,
              batch_size: int, bar=None) -> list[Generated]:
     """Answers to token-id prompts, special tokens and the prompt removed, in the prompts' order.
@@ -156,15 +170,8 @@ def greedy_batch(model, prompt_ids: list[list[int]], max_new_tokens: int, stops:
     import torch
     from transformers import DynamicCache
 
-    width = max(map(len, prompt_ids))
-    ids = torch.full((len(prompt_ids), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for r, p in enumerate(prompt_ids):
-        ids[r, width - len(p):] = torch.tensor(p)
-        mask[r, width - len(p):] = 1
     device = model.device
-    ids, mask = ids.to(device), mask.to(device)
-    position = (mask.cumsum(1) - 1).clamp(min=0)
+    ids, mask, position = (t.to(device) for t in left_pad(prompt_ids, pad))
     cache = DynamicCache(config=model.config)
     live = list(range(len(prompt_ids)))  # batch row -> prompt
     out: list[tuple[list[int], list[float]]] = [([], []) for _ in prompt_ids]
@@ -213,12 +220,8 @@ def generate_padded(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     by_index: dict[int, Generated] = {}
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        width = max(len(prompt_ids[i]) for i in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):  # left padding
-            ids[r, width - len(prompt_ids[i]):] = torch.tensor(prompt_ids[i])
-            mask[r, width - len(prompt_ids[i]):] = 1
+        ids, mask, _ = left_pad([prompt_ids[i] for i in rows], pad)
+        width = ids.shape[1]
         logprobs = TokenLogprobs()
         ids, mask = ids.to(model.device), mask.to(model.device)
         with torch.inference_mode():
