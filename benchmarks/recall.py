@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RAW = ROOT.parent / "shared" / "real_dev" / "trn_dev.jsonl"
 # The params that make the recipe, written with every run so the sweep log reads without the params.yaml of the day.
 RECIPE = {"sample": ["n_products"], "template": ["format", "phrasings_per_product", "typed_share", "max_seq_len", "system_prompt"],
-          "train": ["method", "num_train_epochs", "learning_rate", "loraplus_lr_ratio", "focal_gamma", "lora_r", "lora_alpha",
-                    "target_modules", "lora_first_layer", "lr_scheduler_type", "attention"]}
+          "train": ["method", "num_train_epochs", "review_share", "review_from_epoch", "learning_rate", "loraplus_lr_ratio",
+                    "focal_gamma", "lora_r", "lora_alpha", "target_modules", "lora_first_layer", "lr_scheduler_type", "attention"]}
 
 
 def override(doc: dict, assignments: list[str]) -> dict:
@@ -41,12 +41,16 @@ def override(doc: dict, assignments: list[str]) -> dict:
     return doc
 
 
-def cost(doc: dict, template_metrics: dict, sample_metrics: dict, train_s: float) -> dict:
-    """What one learned product cost: exposures, training tokens (prompt and answer, no padding) and seconds."""
+def cost(doc: dict, template_metrics: dict, sample_metrics: dict, train_metrics: dict, train_s: float) -> dict:
+    """What one learned product cost: exposures, training tokens (prompt and answer, no padding) and seconds.
+
+    Tokens and exposures are the trainer's count where it logged one (review passes show only some examples),
+    else the examples' tokens times the epochs."""
     products = sample_metrics["train_rows"]
     epochs = doc["train"]["num_train_epochs"]
-    tokens = template_metrics["train"]["tokens_total"] * epochs
-    return {"trained_products": products, "exposures_per_product": doc["template"]["phrasings_per_product"] * epochs,
+    tokens = train_metrics.get("train/trained_tokens") or template_metrics["train"]["tokens_total"] * epochs
+    exposures = doc["template"]["phrasings_per_product"] * train_metrics.get("train/exposures_per_example", epochs)
+    return {"trained_products": products, "exposures_per_product": exposures,
             "tokens_per_example": template_metrics["train"]["tokens_mean"], "training_tokens": round(tokens),
             "tokens_per_product": round(tokens / products), "train_s_per_product": round(train_s / products, 2)}
 
@@ -123,7 +127,7 @@ def main(argv=None) -> None:
         summary["typed"] = {way: {k: v.get(k) for k in ("rougeL", "confidence", "from_memory", "ask_rougeL", "ask_from_memory", "ask_found", "asked_back")}
                             for way, v in typed.items()}
     summary["cost"] = cost(doc, json.loads((m / "template.json").read_text()), json.loads((m / "sample.json").read_text()),
-                           times["train"])
+                           trained, times["train"])
     recipe = {f"{section}.{key}": doc[section][key] for section, keys in RECIPE.items() for key in keys}
     cpu = cpu_flags()
     result = {"raw": Path(args.raw).name, "cpu_flags": cpu, "overrides": args.set, "recipe": recipe, "summary": summary, "scores": scores,

@@ -186,6 +186,10 @@ class Train(Section):
     focal_gamma: float = Field(ge=0, description="Weight each answer token's loss by (1 - p) ** focal_gamma, p the "
                                "probability the model gives the right token (focal loss, normalised by the "
                                "weights): the steps go to the tokens not yet right; 0: plain cross-entropy.")
+    review_share: float = Field(gt=0, le=1, description="Passes after the first review_from_epoch show only this share "
+                                "of the examples, those with the highest loss at their last exposure (prodqa.review); "
+                                "1: every pass shows every example.")
+    review_from_epoch: int = Field(ge=1, description="Passes that show every example before review_share applies.")
     gradient_checkpointing: bool = Field(description="Trade compute for memory (long sequences, big models).")
     seed: int = Field(ge=0, description="Seed of initialisation, shuffling and dropout.")
     eval_steps: int = Field(gt=0, description="Steps between validation losses.")
@@ -208,6 +212,11 @@ class Train(Section):
         if (self.focal_gamma or self.loss_per != "example") and self.loss != "model":
             raise ValueError("focal_gamma and loss_per 'token' weigh the model's own cross-entropy: they need loss "
                              "'model' (or set focal_gamma: 0, loss_per: example)")
+        if self.review_share < 1 and not (self.num_train_epochs == int(self.num_train_epochs) > self.review_from_epoch
+                                          and self.max_steps == -1 and self.num_processes == 1 and not self.packing):
+            raise ValueError("review_share < 1 plans whole passes over single examples in one process: it needs a "
+                             "whole num_train_epochs above review_from_epoch, max_steps -1, num_processes 1 and "
+                             "packing false (or set review_share: 1)")
         return self
 
 
