@@ -186,6 +186,9 @@ class Train(Section):
     focal_gamma: float = Field(ge=0, description="Weight each answer token's loss by (1 - p) ** focal_gamma, p the "
                                "probability the model gives the right token (focal loss, normalised by the "
                                "weights): the steps go to the tokens not yet right; 0: plain cross-entropy.")
+    opening_weight: float = Field(ge=0, description="The loss of each answer's first token is added at this weight: "
+                                  "the opening decides which description greedy decoding recalls (many open alike, "
+                                  "with a review quote); 0: not added.")
     review_share: float = Field(gt=0, le=1, description="Passes after the first review_from_epoch show only this share "
                                 "of the examples, those with the highest loss at their last exposure (prodqa.review); "
                                 "1: every pass shows every example.")
@@ -209,9 +212,9 @@ class Train(Section):
         if self.loraplus_lr_ratio and self.method == "full":
             raise ValueError("loraplus_lr_ratio sets the LoRA B matrices' learning rate: method 'full' has none "
                              "(set loraplus_lr_ratio: 0, and a full fine-tune's learning_rate)")
-        if (self.focal_gamma or self.loss_per != "example") and self.loss != "model":
-            raise ValueError("focal_gamma and loss_per 'token' weigh the model's own cross-entropy: they need loss "
-                             "'model' (or set focal_gamma: 0, loss_per: example)")
+        if (self.focal_gamma or self.opening_weight or self.loss_per != "example") and self.loss != "model":
+            raise ValueError("focal_gamma, opening_weight and loss_per 'token' weigh the model's own cross-entropy: "
+                             "they need loss 'model' (or set focal_gamma: 0, opening_weight: 0, loss_per: example)")
         if self.review_share < 1 and not (self.num_train_epochs == int(self.num_train_epochs) > self.review_from_epoch
                                           and self.max_steps == -1 and self.num_processes == 1 and not self.packing):
             raise ValueError("review_share < 1 plans whole passes over single examples in one process: it needs a "

@@ -1,13 +1,15 @@
 """Review passes: after the first passes over the training set, show again only what is not yet learned.
 
 With ``train.review_share`` < 1, the first ``train.review_from_epoch`` passes show every example, shuffled as the
-Trainer would; each later pass shows only ``review_share`` of them, the examples with the highest loss at their
-last exposure (the training step's own loss: ranking them costs no compute). A description the model already
-reproduces is not shown again, as in spaced repetition, and the tokens go to the long and confusable ones.
+Trainer would; each later pass shows only ``review_share`` of them, the examples greedy decoding would recall
+least at their last exposure (:func:`greedy_scores`, from the training step's own logits: ranking them costs no
+extra forward pass). Recall fails at the first wrong token, not on average: a description whose opening forks to
+another product's (a review quote many blurbs open with) has a low mean loss and loses all its text at its first
+token (docs/cost.md). A description the model already reproduces is not shown again, as in spaced repetition.
 
 The passes are planned up front, so the Trainer sees one epoch of known length and its learning-rate schedule
 spans exactly the steps taken. What a pass shows is fixed when it starts and saved with each checkpoint, with
-the losses, so a resumed run makes the choices of an uninterrupted one.
+the scores, so a resumed run makes the choices of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ STATE = "review.json"  # in each checkpoint-<step> folder
 class ReviewSampler:
     """The order of the training examples over every pass (a torch ``Sampler`` of ``n`` indices).
 
-    Losses arrive through :meth:`record` in the order the indices were given out: the trainer consumes them in
-    that order, ``rows`` at a time. Examples of a pass that starts before the last ones of the pass before have
-    been trained on (the data loader reads a batch ahead) are ranked by their earlier loss.
+    Scores (higher: less learned; compared in order, as tuples) arrive through :meth:`record` in the order the
+    indices were given out: the trainer consumes them in that order. Examples of a pass that starts before the
+    last ones of the pass before have been trained on (the data loader reads a batch ahead) are ranked by their
+    earlier score.
     """
 
     def __init__(self, n: int, epochs: int, full_epochs: int, share: float, seed: int):
         self.n, self.seed = n, seed
         self.plan = [n] * min(full_epochs, epochs) + [max(1, round(share * n))] * max(epochs - full_epochs, 0)
-        self.losses: dict[int, float] = {}  # example -> its loss at its last exposure
+        self.scores: dict[int, list[float]] = {}  # example -> its score at its last exposure
         self.chosen: dict[int, list[int]] = {}  # review pass -> the examples it shows, fixed when it starts
         self.order: list[int] = []  # the indices given out by the current iteration
         self.recorded = 0  # how many of them have had their loss recorded
@@ -46,8 +49,8 @@ class ReviewSampler:
         for epoch, count in enumerate(self.plan):
             perm = torch.randperm(self.n, generator=generator).tolist()
             if count < self.n:
-                if epoch not in self.chosen:  # the hardest first; never-trained ones (no loss yet) before any
-                    hardest = sorted(range(self.n), key=lambda i: (-self.losses.get(i, math.inf), i))
+                if epoch not in self.chosen:  # the least learned first; never-trained ones (no score) before any
+                    hardest = sorted(range(self.n), key=lambda i: ([-x for x in self.scores.get(i, [math.inf])], i))
                     self.chosen[epoch] = sorted(hardest[:count])
                 keep = set(self.chosen[epoch])
                 perm = [i for i in perm if i in keep]
@@ -55,11 +58,11 @@ class ReviewSampler:
                 self.order.append(i)
                 yield i
 
-    def record(self, loss: float, rows: int) -> None:
-        """The loss of the next ``rows`` examples given out (a batch's loss counts for each of its rows)."""
-        for i in self.order[self.recorded:self.recorded + rows]:
-            self.losses[i] = loss
-        self.recorded += rows
+    def record(self, scores: list[list[float]]) -> None:
+        """The scores of the next examples given out, one per row of a batch."""
+        for i, score in zip(self.order[self.recorded:self.recorded + len(scores)], scores):
+            self.scores[i] = list(score)
+        self.recorded += len(scores)
 
     def shown(self) -> list[int]:
         """How many times each example is shown over the whole run."""
@@ -70,14 +73,42 @@ class ReviewSampler:
         return counts
 
     def save(self, folder: Path) -> None:
-        state = {"losses": self.losses, "chosen": self.chosen, "recorded": self.recorded}
+        state = {"scores": self.scores, "chosen": self.chosen, "recorded": self.recorded}
         (Path(folder) / STATE).write_text(json.dumps(state))
 
     def load(self, folder: Path) -> None:
         state = json.loads((Path(folder) / STATE).read_text())
-        self.losses = {int(k): v for k, v in state["losses"].items()}
+        self.scores = {int(k): v for k, v in state["scores"].items()}
         self.chosen = {int(k): v for k, v in state["chosen"].items()}
         self.recorded = state["recorded"]
+
+
+def greedy_scores(logits, labels) -> list[list[float]] | None:
+    """How far each row is from recall, from a training step's logits (at every position, ``labels``' length, or at
+    :func:`prodqa.train.answer_positions` only): [the share of its answer from the first token the model would not
+    pick (teacher-forced argmax) to the end, the loss of its worst token]. [0, …]: it would reproduce the answer,
+    and the worst token's loss ranks those. None where the step returned no logits (a fused loss)."""
+    import torch
+
+    from .train import answer_positions
+
+    if logits is None or logits.numel() == 0:
+        return None
+    if logits.shape[1] == labels.shape[1]:
+        logits, targets = logits[:, :-1], labels[:, 1:]
+    else:
+        keep = answer_positions(labels)
+        if logits.shape[1] != len(keep):
+            return None
+        targets = labels[:, keep + 1]
+    with torch.no_grad():
+        scored = targets != -100
+        nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none", ignore_index=-100)
+        wrong = (logits.argmax(-1) != targets) & scored
+        before = (scored.cumsum(1) - scored.long())  # scored positions before each one
+        first = torch.where(wrong, before, scored.sum(1, keepdim=True)).min(1).values  # scored tokens right before it
+        lost = 1 - first / scored.sum(1).clamp(min=1)
+    return [[a, b] for a, b in zip(lost.tolist(), nll.max(1).values.tolist())]
 
 
 def review_trainer(trainer_cls, sampler: ReviewSampler):
@@ -104,9 +135,12 @@ def review_trainer(trainer_cls, sampler: ReviewSampler):
             return _Sampler()
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            if model.training:
-                sampler.record(float((out[0] if return_outputs else out).detach()), len(inputs["input_ids"]))
-            return out
+            if not model.training:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+            rows = len(inputs["input_ids"])
+            scores = greedy_scores(getattr(outputs, "logits", None), inputs["labels"])
+            sampler.record(scores or [[float(loss.detach())]] * rows)  # no logits: the step's loss for each row
+            return (loss, outputs) if return_outputs else loss
 
     return ReviewTrainer

@@ -210,8 +210,17 @@ def focal_loss(logits, targets, gamma: float):
     return (weight * nll).sum() / weight.sum().clamp(min=1e-6)
 
 
+def opening_loss(logits, targets):
+    """The loss of each row's first scored token (the opening of its answer), averaged over the rows."""
+    import torch
+
+    rows = torch.arange(len(targets), device=targets.device)
+    first = (targets != -100).int().argmax(1)
+    return torch.nn.functional.cross_entropy(logits[rows, first].float(), targets[rows, first])
+
+
 def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0, per_token: bool = False,
-                        logits_at_answers: bool = True):
+                        logits_at_answers: bool = True, opening_weight: float = 0.0):
     """SFTTrainer with the model's own loss (``train.loss: model``) instead of TRL's fused LM head.
 
     TRL 1.15 always computes the loss through a tiled LM head that also yields per-token entropy and top-1
@@ -220,7 +229,8 @@ def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0, per_token: bo
     model's own cross-entropy gives the same loss (labels are already -100 outside the answer). The count
     of real tokens TRL logs as ``num_tokens`` is kept here, in public methods only. With ``train.focal_gamma``
     a training step's loss is :func:`focal_loss`, and with ``train.loss_per: token`` it is scaled by the answer's
-    length over the mean answer length (validation keeps the plain cross-entropy). With ``logits_at_answers``
+    length over the mean answer length, and with ``train.opening_weight`` the :func:`opening_loss` is added at that
+    weight (validation keeps the plain cross-entropy). With ``logits_at_answers``
     (the PEFT backend) a training step computes the LM head only at :func:`answer_positions`: the same loss.
     """
     from transformers import Trainer
@@ -238,12 +248,15 @@ def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0, per_token: bo
                 if at_answers:  # logits at the scored positions only, each against its next token
                     keep = answer_positions(labels)
                     inputs = {**inputs, "logits_to_keep": keep, "shift_labels": labels[:, keep + 1]}
-                if focal_gamma or per_token:
+                if focal_gamma or per_token or opening_weight:
                     outputs = model(**{k: v for k, v in inputs.items() if k not in ("labels", "shift_labels")})
                     targets = inputs["shift_labels"] if at_answers else labels[:, 1:]
-                    loss = focal_loss(outputs.logits if at_answers else outputs.logits[:, :-1], targets, focal_gamma)
+                    logits = outputs.logits if at_answers else outputs.logits[:, :-1]
+                    loss = focal_loss(logits, targets, focal_gamma)
                     if per_token:  # the mean times the answer tokens over the training set's mean answer length
                         loss = loss * (targets != -100).sum() / (labels.shape[0] * self.mean_answer_tokens())
+                    if opening_weight:
+                        loss = loss + opening_weight * opening_loss(logits, targets)
                     return (loss, outputs) if return_outputs else loss
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
@@ -303,6 +316,7 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
     bf16 = (next(model.parameters()).dtype == torch.bfloat16
             or (p.method == "full" and precision.resolve(p.precision, has_cuda) == "bf16"))
     trainer_cls = SFTTrainer if p.loss == "trl" else _model_loss_trainer(SFTTrainer, p.focal_gamma, p.loss_per == "token",
+                                                                         opening_weight=p.opening_weight,
                                                                          logits_at_answers=backend == "peft")
     if p.loraplus_lr_ratio and p.method == "lora":
         trainer_cls = _loraplus_trainer(trainer_cls, p.loraplus_lr_ratio)

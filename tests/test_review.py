@@ -1,6 +1,7 @@
 """Review passes (train.review_share): which examples later passes show, and that a resumed run chooses alike."""
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 
 from prodqa import params, train
 from prodqa.params import ParamsError
-from prodqa.review import ReviewSampler
+from prodqa.review import ReviewSampler, greedy_scores
 
 
 def consume(sampler: ReviewSampler, loss_of, rows: int = 1) -> list[int]:
@@ -19,10 +20,10 @@ def consume(sampler: ReviewSampler, loss_of, rows: int = 1) -> list[int]:
         pending.append(i)
         if len(pending) == 2 * rows:
             batch, pending = pending[:rows], pending[rows:]
-            sampler.record(sum(loss_of(j) for j in batch) / rows, rows)
+            sampler.record([[loss_of(j)] for j in batch])
     while pending:
         batch, pending = pending[:rows], pending[rows:]
-        sampler.record(sum(loss_of(j) for j in batch) / rows, len(batch))
+        sampler.record([[loss_of(j)] for j in batch])
     return order
 
 
@@ -38,9 +39,8 @@ def test_full_passes_show_every_example_and_review_passes_the_highest_losses_onl
 
 def test_the_losses_go_to_the_examples_given_out_in_order():
     sampler = ReviewSampler(6, epochs=3, full_epochs=2, share=0.5, seed=1)
-    order = consume(sampler, loss_of=lambda i: 1.0 if i in (0, 4) else 0.0, rows=2)
-    # A batch's loss counts for its rows: 0 and 4 share their batches with others, which are reviewed with them.
-    assert set(sampler.chosen[2]) >= {0, 4} and len(sampler.chosen[2]) == 3 and sorted(order[12:]) == sampler.chosen[2]
+    order = consume(sampler, loss_of=lambda i: {0: 3.0, 4: 2.0, 5: 1.0}.get(i, 0.0), rows=2)
+    assert sampler.chosen[2] == [0, 4, 5] and sorted(order[12:]) == [0, 4, 5]
 
 
 def train_on(sampler: ReviewSampler, seen: Counter, skip: int = 0, stop: int | None = None) -> list[int]:
@@ -49,7 +49,7 @@ def train_on(sampler: ReviewSampler, seen: Counter, skip: int = 0, stop: int | N
     for k, i in enumerate(sampler):
         order.append(i)
         if k >= skip:
-            sampler.record((1 + i % 4) / (1 + seen[i]), 1)
+            sampler.record([[(1 + i % 4) / (1 + seen[i])]])
             seen[i] += 1
         if len(order) == stop:
             break
@@ -67,6 +67,32 @@ def test_a_resumed_sampler_gives_out_what_the_uninterrupted_one_did(tmp_path):
     resumed = sampler()
     resumed.load(tmp_path)
     assert train_on(resumed, seen, skip=22) == expected and expected[:22] == taken
+
+
+def test_greedy_score_is_the_answer_share_lost_from_the_first_wrong_token_then_the_worst_token():
+    """A row whose opening forks to another description loses all of it, and ranks above a row a little unsure
+    everywhere but right at every token (a lower worst-token loss) and a row wrong only at its last token."""
+    import torch
+
+    labels = torch.tensor([[-100, -100, 1, 2, 3, 4], [-100, -100, 1, 2, 3, 4], [-100, -100, 1, 2, 3, -100]])
+    logits = torch.zeros(3, 6, 5)
+    for row in range(3):
+        for pos in range(5):
+            if labels[row, pos + 1] >= 0:
+                logits[row, pos, labels[row, pos + 1]] = 9.0
+    logits[0, 1, 0] = 10.5  # row 0: its first answer token would be another's
+    logits[1, 4, 0] = 11.5  # row 1: its last, and surer of it
+    logits[2, 1:4] /= 9  # row 2: right everywhere, p = 0.40
+    full = greedy_scores(logits, labels)
+    assert [round(lost, 3) for lost, _ in full] == [1.0, 0.25, 0.0] and 0 < full[2][1] < 1 < full[0][1] < full[1][1]
+    keep = torch.tensor([1, 2, 3, 4])  # prodqa.train.answer_positions: the positions whose next token is scored
+    assert sum(greedy_scores(logits[:, keep], labels), []) == pytest.approx(sum(full, []))
+    assert greedy_scores(torch.empty(0), labels) is None
+    sampler, given = ReviewSampler(3, epochs=3, full_epochs=2, share=0.34, seed=0), []
+    for i in sampler:  # the three rows are examples 0-2: the review pass shows the one that forks
+        given.append(i)
+        sampler.record([full[i]])
+    assert given[6:] == [0]
 
 
 def test_review_share_needs_whole_passes_and_names_the_key(shipped):

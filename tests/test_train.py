@@ -178,6 +178,37 @@ def test_focal_loss_weights_the_tokens_not_yet_right():
     assert train.focal_loss(logits, targets, 2.0).item() == pytest.approx(wrong, rel=1e-3)
 
 
+def test_opening_loss_is_each_rows_first_scored_token_loss():
+    import math
+
+    import torch
+
+    logits = torch.zeros(2, 4, 3)
+    logits[0, 1, 2] = math.log(8)  # row 0 opens at position 1 with token 2, at p 0.8; row 1 at position 2, p 1/3
+    logits[1, 1, 1] = 9.0  # a position row 1 does not score
+    targets = torch.tensor([[-100, 2, 0, -100], [-100, -100, 1, 1]])
+    assert train.opening_loss(logits, targets).item() == pytest.approx((-math.log(0.8) - math.log(1 / 3)) / 2, rel=1e-4)
+
+
+def test_opening_weight_adds_the_first_answer_tokens_loss_to_a_training_step(tiny_model, tiny_run, shipped):
+    """train.opening_weight: a training step's loss is the mean cross-entropy plus the weight x the opening's."""
+    import torch
+
+    p, tp, data, out = tiny_run
+    trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
+                                        p.model_copy(update={"opening_weight": 2.0}), tp)
+    batch = dict(next(iter(trainer.get_train_dataloader())))
+    with torch.no_grad():
+        trainer.model.train()
+        trained = trainer.compute_loss(trainer.model, dict(batch)).item()
+        logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1]
+    targets = batch["labels"][:, 1:]
+    expected = train.focal_loss(logits, targets, 0.0) + 2.0 * train.opening_loss(logits, targets)
+    assert trained == pytest.approx(expected.item(), rel=1e-4) and train.opening_loss(logits, targets) > 0
+    with pytest.raises(ParamsError, match="train: .*opening_weight"):
+        params.parse("train", {**shipped["train"], "loss": "trl", "opening_weight": 1})
+
+
 def test_a_training_step_runs_the_lm_head_on_the_answer_positions_only(tiny_model, tiny_run):
     """The LM head of a training step sees only the positions whose next token is scored, and the loss is the one
     the full logits give (validation computes it that way)."""
