@@ -26,9 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RAW = ROOT.parent / "shared" / "real_dev" / "trn_dev.jsonl"
 # The params that make the recipe, written with every run so the sweep log reads without the params.yaml of the day.
 RECIPE = {"sample": ["n_products"], "template": ["format", "phrasings_per_product", "typed_share", "max_seq_len", "system_prompt"],
-          "train": ["method", "num_train_epochs", "review_share", "review_from_epoch", "learning_rate", "loraplus_lr_ratio",
-                    "focal_gamma", "opening_weight", "lora_r", "lora_alpha", "target_modules", "lora_first_layer",
-                    "lr_scheduler_type", "attention"]}
+          "train": ["method", "num_train_epochs", "learning_rate", "loraplus_lr_ratio", "focal_gamma", "opening_weight",
+                    "lora_r", "lora_alpha", "target_modules", "lora_first_layer", "lr_scheduler_type", "attention"]}
 
 
 def override(doc: dict, assignments: list[str]) -> dict:
@@ -45,13 +44,11 @@ def override(doc: dict, assignments: list[str]) -> dict:
 def cost(doc: dict, template_metrics: dict, sample_metrics: dict, train_metrics: dict, train_s: float) -> dict:
     """What one learned product cost: exposures, training tokens (prompt and answer, no padding) and seconds.
 
-    Tokens and exposures are the trainer's count where it logged one (review passes show only some examples),
-    else the examples' tokens times the epochs."""
+    Tokens are the trainer's count where it logged one, else the examples' tokens times the epochs."""
     products = sample_metrics["train_rows"]
     epochs = doc["train"]["num_train_epochs"]
     tokens = train_metrics.get("train/trained_tokens") or template_metrics["train"]["tokens_total"] * epochs
-    exposures = doc["template"]["phrasings_per_product"] * train_metrics.get("train/exposures_per_example", epochs)
-    return {"trained_products": products, "exposures_per_product": exposures,
+    return {"trained_products": products, "exposures_per_product": doc["template"]["phrasings_per_product"] * epochs,
             "tokens_per_example": template_metrics["train"]["tokens_mean"], "training_tokens": round(tokens),
             "tokens_per_product": round(tokens / products), "train_s_per_product": round(train_s / products, 2)}
 

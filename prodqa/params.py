@@ -189,10 +189,6 @@ class Train(Section):
     opening_weight: float = Field(ge=0, description="The loss of each answer's first token is added at this weight: "
                                   "the opening decides which description greedy decoding recalls (many open alike, "
                                   "with a review quote); 0: not added.")
-    review_share: float = Field(gt=0, le=1, description="Passes after the first review_from_epoch show only this share "
-                                "of the examples, those with the highest loss at their last exposure (prodqa.review); "
-                                "1: every pass shows every example.")
-    review_from_epoch: int = Field(ge=1, description="Passes that show every example before review_share applies.")
     gradient_checkpointing: bool = Field(description="Trade compute for memory (long sequences, big models).")
     seed: int = Field(ge=0, description="Seed of initialisation, shuffling and dropout.")
     eval_steps: int = Field(gt=0, description="Steps between validation losses.")
@@ -215,11 +211,6 @@ class Train(Section):
         if (self.focal_gamma or self.opening_weight or self.loss_per != "example") and self.loss != "model":
             raise ValueError("focal_gamma, opening_weight and loss_per 'token' weigh the model's own cross-entropy: "
                              "they need loss 'model' (or set focal_gamma: 0, opening_weight: 0, loss_per: example)")
-        if self.review_share < 1 and not (self.num_train_epochs == int(self.num_train_epochs) > self.review_from_epoch
-                                          and self.max_steps == -1 and self.num_processes == 1 and not self.packing):
-            raise ValueError("review_share < 1 plans whole passes over single examples in one process: it needs a "
-                             "whole num_train_epochs above review_from_epoch, max_steps -1, num_processes 1 and "
-                             "packing false (or set review_share: 1)")
         return self
 
 

@@ -26,7 +26,6 @@ from . import precision
 from .checkpoints import Checkpoints, ResumePoint, fingerprint
 from .files import atomic_path, read_jsonl, write_json
 from .params import ParamsError, Template, Train, trl_keys
-from .review import ReviewSampler, review_trainer
 
 PAD_MULTIPLE = 64  # unpacked rows under torch.compile are padded to a multiple of this (few shapes)
 FULL_NOTE = "full_finetune.json"  # the adapter output of method full: says where the trained model is
@@ -165,11 +164,8 @@ def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: 
     """TRL's SFTConfig: the ``train`` keys TRL has too (``params.trl_keys``) pass through unchanged."""
     from trl import SFTConfig
 
-    keys = p.model_dump(include=trl_keys())
-    if p.review_share < 1:  # the review sampler plans every pass: the Trainer runs one epoch over all of them
-        keys["num_train_epochs"] = 1
     return SFTConfig(
-        **keys,
+        **p.model_dump(include=trl_keys()),
         output_dir=ckpt_dir,
         data_seed=p.seed,
         max_length=max_seq_len,
@@ -320,15 +316,10 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
                                                                          logits_at_answers=backend == "peft")
     if p.loraplus_lr_ratio and p.method == "lora":
         trainer_cls = _loraplus_trainer(trainer_cls, p.loraplus_lr_ratio)
-    sampler = None
-    if p.review_share < 1:
-        sampler = ReviewSampler(len(data["train"]), int(p.num_train_epochs), p.review_from_epoch, p.review_share, p.seed)
-        trainer_cls = review_trainer(trainer_cls, sampler)
     trainer = trainer_cls(
         model=model, args=sft_config(p, template_p.max_seq_len, str(paths.checkpoints), has_cuda, bf16),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
         peft_config=lora, callbacks=list(callbacks))
-    trainer.review = sampler
     return trainer, tokenizer, backend
 
 
@@ -397,8 +388,6 @@ def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tupl
     live = Live(str(paths.metrics), resume=resume is not None, dvcyaml=None, save_dvc_exp=False, report=None) if main else None
     callbacks = [live_callback(live)] if main else []
     trainer, tokenizer, backend = build_trainer(paths, p, template_p, [*callbacks, *extra_callbacks])
-    if trainer.review is not None and resume:
-        trainer.review.load(resume.path)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume.path) if resume else None)
     elapsed = time.perf_counter() - start
@@ -415,11 +404,8 @@ def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tupl
     live.summary["train/runtime_s"] = round(elapsed, 1)
     live.summary["train/resumed_from_step"] = resume.step if resume else 0
     live.summary["train/processes"] = trainer.args.world_size
-    if hasattr(trainer, "trained_tokens"):  # prompt and answer tokens of every example shown, no padding
-        live.summary["train/trained_tokens"] = trainer.trained_tokens
-    if trainer.review is not None:
-        shown = trainer.review.shown()
-        live.summary["train/exposures_per_example"] = round(sum(shown) / len(shown), 3)
+    if hasattr(trainer, "trained_tokens") and not resume and trainer.args.world_size == 1:
+        live.summary["train/trained_tokens"] = trainer.trained_tokens  # prompts and answers, no padding: the run's cost
     live.end()
 
     with atomic_path(paths.adapter, is_dir=True) as tmp:

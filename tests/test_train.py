@@ -76,6 +76,8 @@ def test_tiny_end_to_end_train_writes_adapter_merged_model_and_metrics(tiny_mode
     assert (Path(out["merged"]) / "model.safetensors").exists() and (Path(out["merged"]) / "tokenizer.json").exists()
     metrics = json.loads((Path(out["metrics"]) / "metrics.json").read_text())
     assert metrics["step"] == 4 and metrics["eval"]["loss"] > 0
+    # 4 steps of 2 examples, their tokens unpadded: at least the prompts', at most max_seq_len each.
+    assert 4 * 2 * 30 < metrics["train/trained_tokens"] <= 4 * 2 * 64
     losses = (Path(out["metrics"]) / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
     assert losses[0] == "step\tloss" and len(losses) == 5
     # lr 1e-2 on one repeated description: the loss must fall.
