@@ -213,11 +213,12 @@ def test_opening_weight_adds_the_first_answer_tokens_loss_to_a_training_step(tin
 
 def test_a_training_step_runs_the_lm_head_on_the_answer_positions_only(tiny_model, tiny_run):
     """The LM head of a training step sees only the positions whose next token is scored, and the loss is the one
-    the full logits give (validation computes it that way)."""
+    the full logits give (validation computes it that way; no opening weight, which validation leaves out)."""
     import torch
 
     p, tp, data, out = tiny_run
-    trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out), p, tp)
+    trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
+                                        p.model_copy(update={"opening_weight": 0.0}), tp)
     batch = dict(next(iter(trainer.get_train_dataloader())))
     scored = int((batch["labels"][:, 1:] != -100).any(0).sum())
     assert batch["labels"].shape[0] == 2 and 0 < scored < batch["labels"].shape[1] - 1  # two rows, a prompt to skip
@@ -247,7 +248,7 @@ def test_focal_gamma_is_the_training_loss_and_needs_the_model_loss(tiny_model, t
     monkeypatch.setattr(train, "focal_loss", spy)
     p, tp, data, out = tiny_run
     trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
-                                        p.model_copy(update={"focal_gamma": 2.0}), tp)
+                                        p.model_copy(update={"focal_gamma": 2.0, "opening_weight": 0.0}), tp)
     batch = dict(next(iter(trainer.get_train_dataloader())))
     with torch.no_grad():
         trainer.model.eval()
@@ -259,7 +260,7 @@ def test_focal_gamma_is_the_training_loss_and_needs_the_model_loss(tiny_model, t
     assert gammas == [2.0]
     assert trained == pytest.approx(focal_loss(logits[:, :-1], batch["labels"][:, 1:], 2.0).item(), rel=1e-4)
     with pytest.raises(ParamsError, match="train: .*focal_gamma"):
-        params.parse("train", {**shipped["train"], "loss": "trl", "focal_gamma": 1})
+        params.parse("train", {**shipped["train"], "loss": "trl", "focal_gamma": 1, "opening_weight": 0})
 
 
 def test_loss_per_token_scales_a_step_by_its_answer_length(tiny_model, tiny_run):
@@ -273,7 +274,8 @@ def test_loss_per_token_scales_a_step_by_its_answer_length(tiny_model, tiny_run)
     rows = [{"title": f"Tutu {i}", "content": " ".join(DESC.split()[:3 + 3 * i])} for i in range(5)]
     (Path(data) / "train.jsonl").write_text("".join(json.dumps(ex) + "\n" for ex in template.build(rows, tp, train=True)))
     trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
-                                        p.model_copy(update={"loss_per": "token", "per_device_train_batch_size": 1}), tp)
+                                        p.model_copy(update={"loss_per": "token", "per_device_train_batch_size": 1,
+                                                                     "opening_weight": 0.0}), tp)
     batches = [dict(b) for b in trainer.get_train_dataloader()]
     answer = [int((b["labels"] != -100).sum()) for b in batches]
     assert len(set(answer)) > 1  # answers of different lengths
@@ -328,7 +330,7 @@ def test_unsloth_installed_but_no_cuda_trains_with_peft_without_importing_it(tin
 def test_trl_loss_without_triton_names_the_key(shipped, monkeypatch):
     real = train.importlib.util.find_spec
     monkeypatch.setattr(train.importlib.util, "find_spec", lambda name: None if name == "triton" else real(name))
-    p = params.parse("train", {**shipped["train"], "loss": "trl"})
+    p = params.parse("train", {**shipped["train"], "loss": "trl", "opening_weight": 0})
     with pytest.raises(ParamsError, match="train.loss: 'trl' computes the loss in TRL's Triton kernel"):
         train.resolve_backend(p, has_cuda=False)
 
