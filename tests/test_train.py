@@ -275,7 +275,7 @@ def test_loss_per_token_scales_a_step_by_its_answer_length(tiny_model, tiny_run)
     (Path(data) / "train.jsonl").write_text("".join(json.dumps(ex) + "\n" for ex in template.build(rows, tp, train=True)))
     trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
                                         p.model_copy(update={"loss_per": "token", "per_device_train_batch_size": 1,
-                                                                     "opening_weight": 0.0}), tp)
+                                                             "opening_weight": 0.0}), tp)
     batches = [dict(b) for b in trainer.get_train_dataloader()]
     answer = [int((b["labels"] != -100).sum()) for b in batches]
     assert len(set(answer)) > 1  # answers of different lengths
