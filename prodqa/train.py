@@ -201,7 +201,9 @@ def focal_loss(logits, targets, gamma: float):
     right."""
     import torch
 
-    nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none", ignore_index=-100)
+    # One row per position: cross_entropy over a transposed (batch, vocab, position) view runs ~10% of a step slower.
+    nll = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none",
+                                            ignore_index=-100).view_as(targets)
     weight = (1 - torch.exp(-nll.detach())).pow(gamma) * (targets != -100)
     return (weight * nll).sum() / weight.sum().clamp(min=1e-6)
 
