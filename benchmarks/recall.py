@@ -27,7 +27,7 @@ DEFAULT_RAW = ROOT.parent / "shared" / "real_dev" / "trn_dev.jsonl"
 # The params that make the recipe, written with every run so the sweep log reads without the params.yaml of the day.
 RECIPE = {"sample": ["n_products"], "template": ["format", "phrasings_per_product", "typed_share", "max_seq_len", "system_prompt"],
           "train": ["method", "num_train_epochs", "learning_rate", "loraplus_lr_ratio", "focal_gamma", "opening_weight",
-                    "unsure_weight", "lora_r", "lora_alpha", "target_modules", "lora_first_layer", "lr_scheduler_type", "attention"]}
+                    "lora_r", "lora_alpha", "target_modules", "lora_first_layer", "lr_scheduler_type", "attention"]}
 
 
 def override(doc: dict, assignments: list[str]) -> dict:

@@ -189,9 +189,6 @@ class Train(Section):
     opening_weight: float = Field(ge=0, description="The loss of each answer's first token is added at this weight: "
                                   "the opening decides which description greedy decoding recalls (many open alike, "
                                   "with a review quote); 0: not added.")
-    unsure_weight: float = Field(ge=0, description="The mean loss of the answer tokens the model gives less than "
-                                 "half its probability is added at this weight: the forks where greedy decoding "
-                                 "may leave the description; 0: not added.")
     gradient_checkpointing: bool = Field(description="Trade compute for memory (long sequences, big models).")
     seed: int = Field(ge=0, description="Seed of initialisation, shuffling and dropout.")
     eval_steps: int = Field(gt=0, description="Steps between validation losses.")
@@ -211,11 +208,9 @@ class Train(Section):
         if self.loraplus_lr_ratio and self.method == "full":
             raise ValueError("loraplus_lr_ratio sets the LoRA B matrices' learning rate: method 'full' has none "
                              "(set loraplus_lr_ratio: 0, and a full fine-tune's learning_rate)")
-        if (self.focal_gamma or self.opening_weight or self.unsure_weight or self.loss_per != "example") \
-                and self.loss != "model":
-            raise ValueError("focal_gamma, opening_weight, unsure_weight and loss_per 'token' weigh the model's own "
-                             "cross-entropy: they need loss 'model' (or set focal_gamma: 0, opening_weight: 0, "
-                             "unsure_weight: 0, loss_per: example)")
+        if (self.focal_gamma or self.opening_weight or self.loss_per != "example") and self.loss != "model":
+            raise ValueError("focal_gamma, opening_weight and loss_per 'token' weigh the model's own cross-entropy: "
+                             "they need loss 'model' (or set focal_gamma: 0, opening_weight: 0, loss_per: example)")
         return self
 
 

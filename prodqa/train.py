@@ -17,7 +17,6 @@ Two backends, driven by the same ``train`` params:
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -218,19 +217,8 @@ def opening_loss(logits, targets):
     return torch.nn.functional.cross_entropy(logits[rows, first].float(), targets[rows, first])
 
 
-def unsure_loss(logits, targets):
-    """The mean loss of the scored tokens the model gives less than half its probability (the only ones whose
-    greedy choice may be another token), over all rows; 0 when it gives every token more."""
-    import torch
-
-    nll = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none",
-                                            ignore_index=-100).view_as(targets)
-    unsure = (nll.detach() > math.log(2)) & (targets != -100)
-    return (nll * unsure).sum() / unsure.sum().clamp(min=1)
-
-
 def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0, per_token: bool = False,
-                        logits_at_answers: bool = True, opening_weight: float = 0.0, unsure_weight: float = 0.0):
+                        logits_at_answers: bool = True, opening_weight: float = 0.0):
     """SFTTrainer with the model's own loss (``train.loss: model``) instead of TRL's fused LM head.
 
     TRL 1.15 always computes the loss through a tiled LM head that also yields per-token entropy and top-1
@@ -240,7 +228,7 @@ def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0, per_token: bo
     of real tokens TRL logs as ``num_tokens`` is kept here, in public methods only. With ``train.focal_gamma``
     a training step's loss is :func:`focal_loss`, and with ``train.loss_per: token`` it is scaled by the answer's
     length over the mean answer length, and with ``train.opening_weight`` the :func:`opening_loss` is added at that
-    weight, with ``train.unsure_weight`` the :func:`unsure_loss` (validation keeps the plain cross-entropy). With ``logits_at_answers``
+    weight (validation keeps the plain cross-entropy). With ``logits_at_answers``
     (the PEFT backend) a training step computes the LM head only at :func:`answer_positions`: the same loss.
     """
     from transformers import Trainer
@@ -258,7 +246,7 @@ def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0, per_token: bo
                 if at_answers:  # logits at the scored positions only, each against its next token
                     keep = answer_positions(labels)
                     inputs = {**inputs, "logits_to_keep": keep, "shift_labels": labels[:, keep + 1]}
-                if focal_gamma or per_token or opening_weight or unsure_weight:
+                if focal_gamma or per_token or opening_weight:
                     outputs = model(**{k: v for k, v in inputs.items() if k not in ("labels", "shift_labels")})
                     targets = inputs["shift_labels"] if at_answers else labels[:, 1:]
                     logits = outputs.logits if at_answers else outputs.logits[:, :-1]
@@ -267,8 +255,6 @@ def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0, per_token: bo
                         loss = loss * (targets != -100).sum() / (labels.shape[0] * self.mean_answer_tokens())
                     if opening_weight:
                         loss = loss + opening_weight * opening_loss(logits, targets)
-                    if unsure_weight:
-                        loss = loss + unsure_weight * unsure_loss(logits, targets)
                     return (loss, outputs) if return_outputs else loss
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
@@ -329,7 +315,6 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
             or (p.method == "full" and precision.resolve(p.precision, has_cuda) == "bf16"))
     trainer_cls = SFTTrainer if p.loss == "trl" else _model_loss_trainer(SFTTrainer, p.focal_gamma, p.loss_per == "token",
                                                                          opening_weight=p.opening_weight,
-                                                                         unsure_weight=p.unsure_weight,
                                                                          logits_at_answers=backend == "peft")
     if p.loraplus_lr_ratio and p.method == "lora":
         trainer_cls = _loraplus_trainer(trainer_cls, p.loraplus_lr_ratio)
