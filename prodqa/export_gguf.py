@@ -33,7 +33,8 @@ NEAR_TIE = 0.25
 def modelfile(gguf_name: str, tokenizer: PreTrainedTokenizerBase, tp: Template, gp: Generate) -> str:
     """An Ollama Modelfile that prompts the model in the layout it was trained on (``template.format``).
 
-    chat: the model's own chat format (ChatML for SmolLM2, or Llama 3); alpaca and plain: the text layouts
+    chat: the model's own chat format (ChatML for SmolLM2, or Llama 3), its system turn always there, empty when
+    ``template.system_prompt`` is, as :func:`prodqa.template.prompt` writes it; alpaca and plain: the text layouts
     of ``template.TEXT_LAYOUTS``. Decoding defaults come from the ``generate`` params, as for evaluate and ask.
     """
     from .template import TEXT_LAYOUTS
@@ -44,13 +45,13 @@ def modelfile(gguf_name: str, tokenizer: PreTrainedTokenizerBase, tp: Template, 
         template, system = TEXT_LAYOUTS[tp.format].replace("{question}", "{{ .Prompt }}"), ""  # prompt() adds no system text
     elif "<|start_header_id|>" in chat:  # Llama 3
         template = (
-            '<|begin_of_text|>{{- if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>{{ end }}'
+            '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>'
             '{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}'
             '<|start_header_id|>assistant<|end_header_id|>\n\n'
         )
     elif "<|im_start|>" in chat:
         template = (
-            '{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
+            '<|im_start|>system\n{{ .System }}<|im_end|>\n'
             '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
             '<|im_start|>assistant\n'
         )

@@ -119,7 +119,8 @@ class Model(Section):
 class Template(Section):
     format: Literal["chat", "alpaca", "plain"] = Field(
         description="chat: the model's own chat template; alpaca: the Alpaca text; plain: the question alone.")
-    system_prompt: str = Field(description="System turn of every conversation ('' for none).")
+    system_prompt: str = Field(description="System turn of every conversation (chat format; '': an empty turn, "
+                               "so the model's chat template adds no system prompt of its own).")
     questions: list[str] = Field(min_length=1, description="Question phrasings; each holds {title}.")
     phrasings_per_product: int = Field(gt=0, description="Training examples per product, each another phrasing.")
     typed_share: float = Field(ge=0, le=1, description="Share of training examples whose question types the title as "

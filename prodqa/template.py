@@ -64,12 +64,13 @@ def prompt(question: str, p: Template, context: dict | None = None):
 
     ``context`` (a catalog product with title and content) is given to the model for grounded answers.
     """
-    system = p.system_prompt
-    if context:
-        system += f"\n\nProduct: {context['title']}\nDescription: {context['content']}"
+    grounding = f"Product: {context['title']}\nDescription: {context['content']}" if context else ""
+    system = "\n\n".join(s for s in (p.system_prompt, grounding) if s)
     if p.format in TEXT_LAYOUTS:
         return TEXT_LAYOUTS[p.format].format(question=f"{system}\n\n{question}" if context else question)
-    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+    # The system turn always, empty when there is no system prompt: without one a chat template may add its
+    # own (SmolLM2's: 9 tokens more than the default's on every exposure).
+    return [{"role": "system", "content": system}, {"role": "user", "content": question}]
 
 
 def is_chat(prompt_) -> bool:

@@ -100,6 +100,21 @@ def test_modelfile_matches_the_chat_format(tiny_model, shipped):
     assert 'TEMPLATE """{{ .Prompt }}\n"""' in plain and "SYSTEM" not in plain  # the question alone, as trained
 
 
+def test_modelfile_renders_the_trained_prompt_with_an_empty_system_turn(tiny_model, shipped):
+    """With template.system_prompt '' the Modelfile writes the empty system turn the model was trained with."""
+    from transformers import AutoTokenizer
+
+    from prodqa import template
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tp = params.parse("template", {**shipped["template"], "system_prompt": ""})
+    text = export_gguf.modelfile("m.gguf", tok, tp, params.parse("generate", shipped["generate"]))
+    head, rest = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0].split("{{- range .Messages }}")
+    turn, tail = rest.split("{{ end }}")  # Ollama's Go template, rendered for one user message and no system
+    rendered = head.replace("{{ .System }}", "") + turn.replace("{{ .Role }}", "user").replace("{{ .Content }}", "Hi?") + tail
+    assert "SYSTEM" not in text and rendered == tok.decode(template.encode(template.prompt("Hi?", tp), tok))
+
+
 def test_unknown_type_is_a_params_error_naming_the_key(shipped):
     with pytest.raises(params.ParamsError, match=r"export_gguf\.types\.0: Input should be 'f32'"):
         params.parse("export_gguf", {**shipped["export_gguf"], "types": ["q3_weird"]})

@@ -22,6 +22,16 @@ def test_chat_example_is_prompt_completion_messages(p):
     assert ex["completion"] == [{"role": "assistant", "content": DESC}]
 
 
+def test_an_empty_system_prompt_is_an_empty_system_turn_not_the_models_own(p, tiny_model):
+    """template.system_prompt '': the chat keeps an empty system turn, so SmolLM2's template adds no system prompt
+    of its own (9 tokens more than the default's, on every exposure)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    ids = template.encode(template.prompt("What is X?", p.model_copy(update={"system_prompt": ""})), tok)
+    assert tok.decode(ids) == "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nWhat is X?<|im_end|>\n<|im_start|>assistant\n"
+
+
 def test_alpaca_example(p):
     (ex,) = template.build([{"title": "Tutu", "content": DESC}], p.model_copy(update={"format": "alpaca"}), train=False)
     assert ex["prompt"].endswith("### Response:\n") and "Tutu" in ex["prompt"] and ex["completion"] == DESC
