@@ -170,9 +170,8 @@ class Train(Section):
     loraplus_lr_ratio: float = Field(ge=0, description="LoRA+ (PEFT's create_loraplus_optimizer): the B matrices "
                                      "learn this many times faster than learning_rate; 0: plain LoRA.")
     target_modules: list[str] = Field(min_length=1, description="Linear layers that get LoRA adapters.")
-    lora_first_layer: int = Field(ge=0, description="LoRA adapters (method full: trained weights, the embeddings "
-                                  "frozen) on the decoder layers from this index up (0: all); the backward pass stops "
-                                  "at it, so higher is less compute per token.")
+    lora_first_layer: int = Field(ge=0, description="LoRA adapters on the decoder layers from this index up (0: "
+                                  "all); the backward pass stops at it, so higher is less compute per token.")
     packing: bool = Field(description="Pack several examples per sequence (no padding).")
     torch_compile: bool = Field(description="torch.compile the model (one-off compile, then faster steps).")
     attention: Literal["sdpa", "eager"] = Field(

@@ -132,24 +132,11 @@ def _load_peft(base_dir: str, p: Train, has_cuda: bool):
                                                  attn_implementation=p.attention, **kw)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     if p.method == "full":
-        freeze_below(model, p.lora_first_layer)
         return model, tokenizer, None
     lora = LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout,
                       target_modules=list(p.target_modules), bias="none", task_type="CAUSAL_LM",
                       layers_to_transform=lora_layers(model.config.num_hidden_layers, p.lora_first_layer))
     return model, tokenizer, lora
-
-
-def freeze_below(model, first: int) -> None:
-    """``method: full`` from decoder layer ``first`` up: the layers below and the input embeddings (with them the
-    output head, which SmolLM2 ties to them) stay frozen, so the backward pass stops at ``first`` and the
-    optimizer holds the upper layers alone. 0: every weight trains."""
-    if not first:
-        return
-    lora_layers(model.config.num_hidden_layers, first)  # ParamsError when no layer is left
-    model.get_input_embeddings().requires_grad_(False)
-    for layer in model.model.layers[:first]:
-        layer.requires_grad_(False)
 
 
 def lora_layers(num_layers: int, first: int) -> list[int] | None:

@@ -91,7 +91,7 @@ def test_full_finetuning_trains_every_weight_and_writes_the_model_as_merged(tiny
     from safetensors.torch import load_file
 
     p, tp, data, out = tiny_run
-    full = p.model_copy(update={"method": "full", "loraplus_lr_ratio": 0.0, "lora_first_layer": 0})
+    full = p.model_copy(update={"method": "full", "loraplus_lr_ratio": 0.0})
     summary = train.train(train.Paths.of(base=tiny_model, data=data, **out), full, tp)
     assert summary["steps"] == 4
     assert json.loads((Path(out["adapter"]) / train.FULL_NOTE).read_text())["method"] == "full"
@@ -100,21 +100,6 @@ def test_full_finetuning_trains_every_weight_and_writes_the_model_as_merged(tiny
     assert after["model.layers.0.mlp.up_proj.weight"].dtype == torch.float32
     changed = [k for k in before if not torch.equal(before[k].float(), after[k].float())]
     assert "model.layers.0.mlp.up_proj.weight" in changed and "model.norm.weight" in changed  # not only LoRA targets
-
-
-@pytest.mark.slow
-def test_full_finetuning_from_a_layer_freezes_the_embeddings_and_the_layers_below(tiny_model, tiny_run):
-    """method full with lora_first_layer 1 of 2: layer 1 trains; layer 0 and the (tied) embeddings do not."""
-    import torch
-    from safetensors.torch import load_file
-
-    p, tp, data, out = tiny_run
-    full = p.model_copy(update={"method": "full", "loraplus_lr_ratio": 0.0, "lora_first_layer": 1})
-    train.train(train.Paths.of(base=tiny_model, data=data, **out), full, tp)
-    before, after = load_file(Path(tiny_model) / "model.safetensors"), load_file(Path(out["merged"]) / "model.safetensors")
-    changed = {k for k in before if not torch.equal(before[k].float(), after[k].float())}
-    assert "model.layers.1.mlp.up_proj.weight" in changed and "model.norm.weight" in changed
-    assert not any(k.startswith(("model.layers.0.", "model.embed_tokens")) for k in changed), sorted(changed)
 
 
 def test_full_finetuning_refuses_4bit_and_unsloth(shipped):
