@@ -17,6 +17,7 @@ Two backends, driven by the same ``train`` params:
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ from .files import atomic_path, read_jsonl, write_json
 from .params import ParamsError, Template, Train, trl_keys
 
 PAD_MULTIPLE = 64  # unpacked rows under torch.compile are padded to a multiple of this (few shapes)
+# torch_compile auto: a CPU run this long repays the compile (measured on a 2-core AMX Xeon: ≈ 150 s of
+# compile, then ≈ 0.11 s saved a step of one example, so break-even near 1,400 steps; docs/cost.md)
+COMPILE_MIN_STEPS = 2000
 FULL_NOTE = "full_finetune.json"  # the adapter output of method full: says where the trained model is
 
 
@@ -79,6 +83,21 @@ def resolve_backend(p: Train, has_cuda: bool) -> str:
         raise ParamsError("train.loss: 'trl' computes the loss in TRL's Triton kernel (a CUDA build of torch); "
                           "set it to false on this machine")
     return choose_backend(p.backend, has_cuda)
+
+
+def planned_steps(p: Train, examples: int) -> int:
+    """Optimizer steps the run will take (``max_steps``, or the epochs over ``examples`` unpacked rows)."""
+    if p.max_steps > 0:
+        return p.max_steps
+    per_step = p.per_device_train_batch_size * p.gradient_accumulation_steps * max(p.num_processes, 1)
+    return math.ceil(math.ceil(examples / per_step) * p.num_train_epochs)
+
+
+def compiles(requested: bool | str, steps: int, has_cuda: bool) -> bool:
+    """Resolve ``train.torch_compile``: ``auto`` compiles a CPU run of at least ``COMPILE_MIN_STEPS`` steps."""
+    if requested == "auto":
+        return not has_cuda and steps >= COMPILE_MIN_STEPS
+    return bool(requested)
 
 
 def live_callback(live):
@@ -160,12 +179,14 @@ def _load_unsloth(base_dir: str, p: Train, max_seq_len: int):
     return model, tokenizer, None
 
 
-def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: bool):
-    """TRL's SFTConfig: the ``train`` keys TRL has too (``params.trl_keys``) pass through unchanged."""
+def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: bool, compile_model: bool):
+    """TRL's SFTConfig: the ``train`` keys TRL has too (``params.trl_keys``) pass through unchanged, but
+    ``torch_compile``, which may be ``auto`` (resolved by :func:`compiles` into ``compile_model``)."""
     from trl import SFTConfig
 
     return SFTConfig(
-        **p.model_dump(include=trl_keys()),
+        **p.model_dump(include=trl_keys() - {"torch_compile"}),
+        torch_compile=compile_model,
         output_dir=ckpt_dir,
         data_seed=p.seed,
         max_length=max_seq_len,
@@ -173,7 +194,7 @@ def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: 
         # torch.compile fuses the many small ops around the matrix products (2x on CPU, see docs/benchmarks.md);
         # rows padded to a few lengths keep it to a few compiled graphs instead of a recompile per length
         # (packed rows: one length; single examples: multiples of PAD_MULTIPLE).
-        pad_to_multiple_of=(max_seq_len if p.packing else PAD_MULTIPLE) if p.torch_compile else None,
+        pad_to_multiple_of=(max_seq_len if p.packing else PAD_MULTIPLE) if compile_model else None,
         completion_only_loss=True,
         eval_strategy="steps",
         eval_on_start=True,  # the untrained loss, so the eval curve starts where training did
@@ -318,10 +339,15 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
                                                                          logits_at_answers=backend == "peft")
     if p.loraplus_lr_ratio and p.method == "lora":
         trainer_cls = _loraplus_trainer(trainer_cls, p.loraplus_lr_ratio)
+    compile_model = compiles(p.torch_compile, planned_steps(p, len(data["train"])), has_cuda)
     trainer = trainer_cls(
-        model=model, args=sft_config(p, template_p.max_seq_len, str(paths.checkpoints), has_cuda, bf16),
+        model=model, args=sft_config(p, template_p.max_seq_len, str(paths.checkpoints), has_cuda, bf16, compile_model),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
         peft_config=lora, callbacks=list(callbacks))
+    if compile_model and not p.packing:
+        # Unpacked rows come in several padded lengths: one graph with dynamic shapes from the first step, where
+        # torch's default compiles a static graph for the first length and then the dynamic one (80 s + 105 s).
+        trainer.accelerator.state.dynamo_plugin.dynamic = True
     return trainer, tokenizer, backend
 
 
@@ -397,8 +423,8 @@ def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tupl
     if not evals or evals[-1]["step"] != trainer.state.global_step:  # the last step was not an eval step
         evals.append({**trainer.evaluate(), "step": trainer.state.global_step})
     final_eval = evals[-1]
-    summary = {"backend": backend, "steps": trainer.state.global_step, "train_loss": result.training_loss,
-               "eval_loss": final_eval["eval_loss"], "runtime_s": elapsed,
+    summary = {"backend": backend, "compiled": trainer.args.torch_compile, "steps": trainer.state.global_step,
+               "train_loss": result.training_loss, "eval_loss": final_eval["eval_loss"], "runtime_s": elapsed,
                "resumed_from": str(resume.path) if resume else None,
                "processes": trainer.args.world_size}
     if not main:

@@ -1,5 +1,6 @@
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -407,5 +408,51 @@ def test_trl_keys_are_exactly_the_train_fields_sftconfig_also_has():
         "torch_compile", "gradient_checkpointing", "seed", "eval_steps", "save_steps", "logging_steps",
         "save_total_limit"}
     shipped = params.read_yaml(Path(__file__).parents[1] / "params.yaml")["train"]
-    config = train.sft_config(params.parse("train", shipped), 64, "/tmp/unused", has_cuda=False, bf16=False)
-    assert all(getattr(config, key) == shipped[key] for key in params.trl_keys())
+    config = train.sft_config(params.parse("train", shipped), 64, "/tmp/unused", has_cuda=False, bf16=False,
+                              compile_model=False)
+    assert all(getattr(config, key) == shipped[key] for key in params.trl_keys() - {"torch_compile"})
+    assert config.torch_compile is False  # ours may be "auto": resolved by train.compiles, not passed through
+
+
+@pytest.mark.parametrize("requested, steps, cuda, expected", [
+    ("auto", train.COMPILE_MIN_STEPS, False, True),
+    ("auto", train.COMPILE_MIN_STEPS - 1, False, False),
+    ("auto", 10**6, True, False),  # measured on CPUs only
+    (True, 1, False, True),
+    (False, 10**6, False, False),
+])
+def test_torch_compile_auto_compiles_long_cpu_runs_only(requested, steps, cuda, expected):
+    assert train.compiles(requested, steps, cuda) is expected
+
+
+def test_torch_compile_auto_compiles_with_dynamic_shapes_and_padded_rows_from_that_many_steps(
+        tiny_model, tiny_run, monkeypatch):
+    """auto: a run of COMPILE_MIN_STEPS steps is compiled (one graph with dynamic shapes, rows padded to a few
+    lengths); one step shorter runs eagerly, unpadded."""
+    p, tp, data, out = tiny_run
+    p = p.model_copy(update={"torch_compile": "auto"})
+    for min_steps, compiled in ((p.max_steps, True), (p.max_steps + 1, False)):
+        monkeypatch.setattr(train, "COMPILE_MIN_STEPS", min_steps)
+        trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out), p, tp)
+        assert trainer.args.torch_compile is compiled
+        assert trainer.args.pad_to_multiple_of == (train.PAD_MULTIPLE if compiled else None)
+        assert trainer.accelerator.state.dynamo_plugin.dynamic is (True if compiled else None)
+
+
+@pytest.mark.slow
+def test_planned_steps_are_the_steps_the_trainer_takes(tiny_model, tiny_run):
+    p, tp, data, out = tiny_run
+    p = p.model_copy(update={"max_steps": -1, "num_train_epochs": 1.5, "gradient_accumulation_steps": 2,
+                             "save_steps": 100, "eval_steps": 100})
+    examples = sum(1 for _ in open(Path(data) / "train.jsonl"))
+    summary = train.train(train.Paths.of(base=tiny_model, data=data, **out), p, tp)
+    assert summary["steps"] == train.planned_steps(p, examples) == math.ceil(math.ceil(examples / 4) * 1.5)
+    assert train.planned_steps(p.model_copy(update={"max_steps": 7}), examples) == 7
+
+
+@pytest.mark.slow
+def test_a_compiled_run_trains_on_this_machine(tiny_model, tiny_run):
+    """torch.compile (which auto turns on for long runs) works here: inductor's C++ build, dynamic shapes."""
+    p, tp, data, out = tiny_run
+    summary = train.train(train.Paths.of(base=tiny_model, data=data, **out), p.model_copy(update={"torch_compile": True}), tp)
+    assert summary["compiled"] is True and summary["steps"] == p.max_steps and summary["train_loss"] > 0
