@@ -174,8 +174,8 @@ class Train(Section):
                                   "all); the backward pass stops at it, so higher is less compute per token.")
     packing: bool = Field(description="Pack several examples per sequence (no padding).")
     torch_compile: bool | Literal["auto"] = Field(
-        description="torch.compile the model: a one-off compile (≈ 2.5 min on 2 cores), then ≈ 1.35x faster steps on "
-                    "a CPU; auto: on for CPU runs of at least prodqa.train.COMPILE_MIN_STEPS steps, which repay it.")
+        description="torch.compile the model: a one-off compile (≈ 2.5 min on 2 cores), then 1.4-1.9x faster bf16 "
+                    "steps on a CPU; auto: on for bf16 CPU runs of at least prodqa.train.COMPILE_MIN_STEPS steps.")
     attention: Literal["sdpa", "eager"] = Field(
         description="transformers' attention kernel while training (PEFT backend): sdpa, or eager (on a CPU with "
                     "short rows, a faster bf16 step, not yet a faster run: docs/cost.md).")

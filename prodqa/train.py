@@ -29,8 +29,9 @@ from .files import atomic_path, read_jsonl, write_json
 from .params import ParamsError, Template, Train, trl_keys
 
 PAD_MULTIPLE = 64  # unpacked rows under torch.compile are padded to a multiple of this (few shapes)
-# torch_compile auto: a CPU run this long repays the compile (measured on a 2-core AMX Xeon: ≈ 150 s of
-# compile, then ≈ 0.11 s saved a step of one example, so break-even near 1,400 steps; docs/cost.md)
+# torch_compile auto: a bf16 CPU run this long repays the compile (measured on a 2-core AMX Xeon: ≈ 150 s of
+# compile, then ≈ 0.13 s saved a step of one example, so break-even near 1,200 steps). In fp32 (an AVX2-only CPU)
+# the matrix products bound a step and compiled steps were no faster: those runs stay eager (docs/cost.md).
 COMPILE_MIN_STEPS = 2000
 FULL_NOTE = "full_finetune.json"  # the adapter output of method full: says where the trained model is
 
@@ -93,10 +94,10 @@ def planned_steps(p: Train, examples: int) -> int:
     return math.ceil(math.ceil(examples / per_step) * p.num_train_epochs)
 
 
-def compiles(requested: bool | str, steps: int, has_cuda: bool) -> bool:
-    """Resolve ``train.torch_compile``: ``auto`` compiles a CPU run of at least ``COMPILE_MIN_STEPS`` steps."""
+def compiles(requested: bool | str, steps: int, has_cuda: bool, bf16: bool) -> bool:
+    """Resolve ``train.torch_compile``: ``auto`` compiles a bf16 CPU run of at least ``COMPILE_MIN_STEPS`` steps."""
     if requested == "auto":
-        return not has_cuda and steps >= COMPILE_MIN_STEPS
+        return not has_cuda and bf16 and steps >= COMPILE_MIN_STEPS
     return bool(requested)
 
 
@@ -339,7 +340,7 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
                                                                          logits_at_answers=backend == "peft")
     if p.loraplus_lr_ratio and p.method == "lora":
         trainer_cls = _loraplus_trainer(trainer_cls, p.loraplus_lr_ratio)
-    compile_model = compiles(p.torch_compile, planned_steps(p, len(data["train"])), has_cuda)
+    compile_model = compiles(p.torch_compile, planned_steps(p, len(data["train"])), has_cuda, bf16)
     trainer = trainer_cls(
         model=model, args=sft_config(p, template_p.max_seq_len, str(paths.checkpoints), has_cuda, bf16, compile_model),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,

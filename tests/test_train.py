@@ -414,26 +414,29 @@ def test_trl_keys_are_exactly_the_train_fields_sftconfig_also_has():
     assert config.torch_compile is False  # ours may be "auto": resolved by train.compiles, not passed through
 
 
-@pytest.mark.parametrize("requested, steps, cuda, expected", [
-    ("auto", train.COMPILE_MIN_STEPS, False, True),
-    ("auto", train.COMPILE_MIN_STEPS - 1, False, False),
-    ("auto", 10**6, True, False),  # measured on CPUs only
-    (True, 1, False, True),
-    (False, 10**6, False, False),
+@pytest.mark.parametrize("requested, steps, cuda, bf16, expected", [
+    ("auto", train.COMPILE_MIN_STEPS, False, True, True),
+    ("auto", train.COMPILE_MIN_STEPS - 1, False, True, False),
+    ("auto", 10**6, False, False, False),  # fp32 (an AVX2-only CPU): compiled steps were no faster
+    ("auto", 10**6, True, True, False),  # measured on CPUs only
+    (True, 1, False, False, True),
+    (False, 10**6, False, True, False),
 ])
-def test_torch_compile_auto_compiles_long_cpu_runs_only(requested, steps, cuda, expected):
-    assert train.compiles(requested, steps, cuda) is expected
+def test_torch_compile_auto_compiles_long_bf16_cpu_runs_only(requested, steps, cuda, bf16, expected):
+    assert train.compiles(requested, steps, cuda, bf16) is expected
 
 
-def test_torch_compile_auto_compiles_with_dynamic_shapes_and_padded_rows_from_that_many_steps(
+def test_torch_compile_auto_compiles_bf16_runs_of_that_many_steps_with_dynamic_shapes_and_padded_rows(
         tiny_model, tiny_run, monkeypatch):
-    """auto: a run of COMPILE_MIN_STEPS steps is compiled (one graph with dynamic shapes, rows padded to a few
-    lengths); one step shorter runs eagerly, unpadded."""
+    """auto: a bf16 run of COMPILE_MIN_STEPS steps is compiled (one graph with dynamic shapes, rows padded to a few
+    lengths); one step shorter, or in fp32, it runs eagerly, unpadded."""
     p, tp, data, out = tiny_run
     p = p.model_copy(update={"torch_compile": "auto"})
-    for min_steps, compiled in ((p.max_steps, True), (p.max_steps + 1, False)):
+    for min_steps, precision, compiled in ((p.max_steps, "bf16", True), (p.max_steps + 1, "bf16", False),
+                                           (p.max_steps, "fp32", False)):
         monkeypatch.setattr(train, "COMPILE_MIN_STEPS", min_steps)
-        trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out), p, tp)
+        trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
+                                            p.model_copy(update={"precision": precision}), tp)
         assert trainer.args.torch_compile is compiled
         assert trainer.args.pad_to_multiple_of == (train.PAD_MULTIPLE if compiled else None)
         assert trainer.accelerator.state.dynamo_plugin.dynamic is (True if compiled else None)
