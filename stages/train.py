@@ -23,7 +23,8 @@ def main(argv=None):
         sys.exit(subprocess.call(train.launch_command(p.num_processes, argv)))
     summary = train.train(paths, p, template_p)
     if train.is_main_process():
-        print(f"trained {summary['steps']} steps with {summary['backend']}{' (compiled)' if summary['compiled'] else ''} on {summary['processes']} process(es): "
+        how = f"{summary['backend']}, compiled" if summary["compiled"] else summary["backend"]
+        print(f"trained {summary['steps']} steps with {how} on {summary['processes']} process(es): "
               f"train loss {summary['train_loss']:.3f}, eval loss {summary['eval_loss']:.3f} "
               f"in {summary['runtime_s']:.0f} s")
 
