@@ -457,5 +457,6 @@ def test_planned_steps_are_the_steps_the_trainer_takes(tiny_model, tiny_run):
 def test_a_compiled_run_trains_on_this_machine(tiny_model, tiny_run):
     """torch.compile (which auto turns on for long runs) works here: inductor's C++ build, dynamic shapes."""
     p, tp, data, out = tiny_run
-    summary = train.train(train.Paths.of(base=tiny_model, data=data, **out), p.model_copy(update={"torch_compile": True}), tp)
+    summary = train.train(train.Paths.of(base=tiny_model, data=data, **out),
+                          p.model_copy(update={"torch_compile": True}), tp)
     assert summary["compiled"] is True and summary["steps"] == p.max_steps and summary["train_loss"] > 0
