@@ -87,7 +87,8 @@ def resolve_backend(p: Train, has_cuda: bool) -> str:
 
 
 def planned_steps(p: Train, examples: int) -> int:
-    """Optimizer steps the run will take (``max_steps``, or the epochs over ``examples`` unpacked rows)."""
+    """Optimizer steps the run will take (``max_steps``, or the epochs over ``examples`` unpacked rows; with
+    ``packing`` the rows are fewer, and this an upper bound)."""
     if p.max_steps > 0:
         return p.max_steps
     per_step = p.per_device_train_batch_size * p.gradient_accumulation_steps * max(p.num_processes, 1)
