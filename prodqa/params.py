@@ -172,6 +172,9 @@ class Train(Section):
     target_modules: list[str] = Field(min_length=1, description="Linear layers that get LoRA adapters.")
     lora_first_layer: int = Field(ge=0, description="LoRA adapters on the decoder layers from this index up (0: "
                                   "all); the backward pass stops at it, so higher is less compute per token.")
+    frozen_cache_mib: int = Field(ge=0, description="The output of the frozen layers below lora_first_layer is "
+                                  "computed once per training example and kept, up to this many MiB, for its later "
+                                  "exposures (prodqa/frozen.py); 0: recomputed every step.")
     packing: bool = Field(description="Pack several examples per sequence (no padding).")
     torch_compile: bool | Literal["auto"] = Field(
         description="torch.compile the model: a one-off compile (≈ 2.5 min on 2 cores), then 1.4-1.9x faster bf16 "

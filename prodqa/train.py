@@ -259,11 +259,17 @@ def _model_loss_trainer(sft_trainer_cls, focal_gamma: float = 0.0, per_token: bo
     class ModelLossSFTTrainer(sft_trainer_cls):
         trained_tokens = 0
         answer_logits_only = logits_at_answers
+        frozen_layers = None  # a prodqa.frozen.FrozenLayers, set by build_trainer where they can be cached
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if model.training:
                 mask = inputs.get("attention_mask")
                 self.trained_tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
+            if self.frozen_layers is not None:  # the model starts above its frozen layers, from their cached output
+                ids = inputs["input_ids"]
+                inputs = {k: v for k, v in inputs.items() if k != "input_ids"}
+                inputs["inputs_embeds"] = self.frozen_layers.embeds(ids, inputs["attention_mask"])
+            if model.training:
                 labels = inputs["labels"]
                 at_answers = self.answer_logits_only
                 if at_answers:  # logits at the scored positions only, each against its next token
@@ -346,11 +352,31 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
         model=model, args=sft_config(p, template_p.max_seq_len, str(paths.checkpoints), has_cuda, bf16, compile_model),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
         peft_config=lora, callbacks=list(callbacks))
+    if why_not := frozen_cache_refusal(p, backend, trainer.model):
+        print(f"train: the frozen layers are recomputed every step: {why_not}")
+    else:
+        from . import frozen
+
+        trainer.frozen_layers = frozen.FrozenLayers(trainer.model, p.lora_first_layer, p.frozen_cache_mib << 20)
     if compile_model and not p.packing:
         # Unpacked rows come in several padded lengths: one graph with dynamic shapes from the first step, where
         # torch's default compiles a static graph for the first length and then the dynamic one (80 s + 105 s).
         trainer.accelerator.state.dynamo_plugin.dynamic = True
     return trainer, tokenizer, backend
+
+
+def frozen_cache_refusal(p: Train, backend: str, model) -> str | None:
+    """Why this run cannot cache the output of the layers below ``train.lora_first_layer`` (prodqa/frozen.py),
+    or None when it can."""
+    if not p.frozen_cache_mib:
+        return "train.frozen_cache_mib is 0"
+    if backend != "peft" or p.method != "lora" or p.loss != "model":
+        return "only the PEFT backend's LoRA with train.loss 'model' caches them"
+    if p.packing or p.gradient_checkpointing:
+        return "train.packing (rows of several examples) and train.gradient_checkpointing are not cached"
+    from . import frozen
+
+    return frozen.usable(model, p.lora_first_layer)
 
 
 def merge_fp32(base_dir: str, adapter_dir: str):
@@ -425,6 +451,9 @@ def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tupl
     if not evals or evals[-1]["step"] != trainer.state.global_step:  # the last step was not an eval step
         evals.append({**trainer.evaluate(), "step": trainer.state.global_step})
     final_eval = evals[-1]
+    if getattr(trainer, "frozen_layers", None) is not None:  # the whole model again, as it is saved
+        trainer.frozen_layers.restore()
+        trainer.frozen_layers = None
     summary = {"backend": backend, "compiled": trainer.args.torch_compile, "steps": trainer.state.global_step,
                "train_loss": result.training_loss, "eval_loss": final_eval["eval_loss"], "runtime_s": elapsed,
                "resumed_from": str(resume.path) if resume else None,

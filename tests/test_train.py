@@ -203,7 +203,8 @@ def test_opening_weight_adds_the_first_answer_tokens_loss_to_a_training_step(tin
     batch = dict(next(iter(trainer.get_train_dataloader())))
     with torch.no_grad():
         trainer.model.train()
-        trained = trainer.compute_loss(trainer.model, dict(batch)).item()
+        trained = trainer.compute_loss(trainer.model, dict(batch)).item()  # from the frozen layer's cached output
+        trainer.frozen_layers.restore()  # the whole model, as the reference
         logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1]
     targets = batch["labels"][:, 1:]
     expected = train.focal_loss(logits, targets, 0.0) + 2.0 * train.opening_loss(logits, targets)
@@ -257,6 +258,7 @@ def test_focal_gamma_is_the_training_loss_and_needs_the_model_loss(tiny_model, t
         assert gammas == []
         trainer.model.train()
         trained = trainer.compute_loss(trainer.model, dict(batch)).item()
+        trainer.frozen_layers.restore()  # the whole model, as the reference
         logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
     assert gammas == [2.0]
     assert trained == pytest.approx(focal_loss(logits[:, :-1], batch["labels"][:, 1:], 2.0).item(), rel=1e-4)
