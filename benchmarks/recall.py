@@ -29,7 +29,7 @@ DEFAULT_RAW = ROOT.parent / "shared" / "real_dev" / "trn_dev.jsonl"
 RECIPE = {"sample": ["n_products"], "template": ["format", "phrasings_per_product", "typed_share", "max_seq_len", "system_prompt"],
           "train": ["method", "num_train_epochs", "learning_rate", "loraplus_lr_ratio", "focal_gamma", "opening_weight",
                     "lora_r", "lora_alpha", "target_modules", "lora_first_layer", "lr_scheduler_type", "attention",
-                    "torch_compile", "frozen_cache_mib"]}
+                    "torch_compile", "frozen_cache_mib", "seed"]}
 
 
 def override(doc: dict, assignments: list[str]) -> dict:
