@@ -379,6 +379,17 @@ def frozen_cache_refusal(p: Train, backend: str, model) -> str | None:
     return frozen.usable(model, p.lora_first_layer)
 
 
+def save_adapter(model, out) -> None:
+    """PEFT's ``save_pretrained``, with the config's sets (``target_modules``) written sorted. PEFT writes a set in
+    hash order, which changes from one process to the next, and with it DVC's hash of an adapter whose weights
+    are the same."""
+    for config in model.peft_config.values():
+        for key, value in vars(config).items():
+            if isinstance(value, set):
+                setattr(config, key, sorted(value))
+    model.save_pretrained(out)
+
+
 def merge_fp32(base_dir: str, adapter_dir: str):
     """The base model with the adapter merged in, in fp32.
 
@@ -471,7 +482,7 @@ def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tupl
         if p.method == "full":  # no adapter: every weight was trained, and `merged` is the model
             write_json(tmp / FULL_NOTE, {"method": "full", "model": str(paths.merged)})
         else:
-            trainer.model.save_pretrained(tmp)
+            save_adapter(trainer.model, tmp)
             tokenizer.save_pretrained(tmp)
     with atomic_path(paths.merged, is_dir=True) as tmp:
         if p.method == "full":

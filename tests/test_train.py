@@ -73,7 +73,8 @@ def test_tiny_end_to_end_train_writes_adapter_merged_model_and_metrics(tiny_mode
     summary = run(tiny_model, tiny_run)
     out = tiny_run[3]
     assert summary["backend"] == "peft" and summary["steps"] == 4
-    assert (Path(out["adapter"]) / "adapter_config.json").exists()
+    adapter = json.loads((Path(out["adapter"]) / "adapter_config.json").read_text())
+    assert adapter["target_modules"] == sorted(tiny_run[0].target_modules)  # not in set order: the same bytes each run
     assert (Path(out["merged"]) / "model.safetensors").exists() and (Path(out["merged"]) / "tokenizer.json").exists()
     metrics = json.loads((Path(out["metrics"]) / "metrics.json").read_text())
     assert metrics["step"] == 4 and metrics["eval"]["loss"] > 0
