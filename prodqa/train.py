@@ -102,6 +102,14 @@ def compiles(requested: bool | str, steps: int, has_cuda: bool, bf16: bool) -> b
     return bool(requested)
 
 
+def attention_kernel(requested: str, has_cuda: bool) -> str:
+    """Resolve ``train.attention``: ``auto`` is transformers' eager attention on a CPU, whose matrix products run
+    one example's short rows faster than the CPU flash kernel (its bf16 backward above all), and sdpa on a GPU."""
+    if requested == "auto":
+        return "sdpa" if has_cuda else "eager"
+    return requested
+
+
 def live_callback(live):
     """A Trainer callback that logs to dvclive with the trainer's global step as the x axis."""
     from transformers import TrainerCallback
@@ -150,7 +158,7 @@ def _load_peft(base_dir: str, p: Train, has_cuda: bool):
         kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                        bnb_4bit_compute_dtype=dtype)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True,
-                                                 attn_implementation=p.attention, **kw)
+                                                 attn_implementation=attention_kernel(p.attention, has_cuda), **kw)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     if p.method == "full":
         return model, tokenizer, None

@@ -37,12 +37,19 @@ def test_4bit_without_cuda_names_the_key(shipped):
         train.resolve_backend(p, has_cuda=False)
 
 
-@pytest.mark.parametrize("attention", ["eager", "sdpa"])
-def test_trainer_trains_with_the_chosen_attention_kernel(tiny_model, tiny_run, attention):
+@pytest.mark.parametrize("attention, kernel", [("eager", "eager"), ("sdpa", "sdpa"), ("auto", "eager")])
+def test_trainer_trains_with_the_chosen_attention_kernel(tiny_model, tiny_run, attention, kernel):
     p, tp, data, out = tiny_run
     trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out),
                                         p.model_copy(update={"attention": attention}), tp)
-    assert trainer.model.config._attn_implementation == attention
+    assert trainer.model.config._attn_implementation == kernel  # auto: eager on this CPU
+
+
+def test_auto_attention_is_eager_on_a_cpu_and_sdpa_on_a_gpu():
+    assert train.attention_kernel("auto", has_cuda=False) == "eager"
+    assert train.attention_kernel("auto", has_cuda=True) == "sdpa"
+    assert train.attention_kernel("sdpa", has_cuda=False) == "sdpa"
+    assert train.attention_kernel("eager", has_cuda=True) == "eager"
 
 
 def test_lora_first_layer_adapts_that_layer_and_the_ones_above_only(tiny_model, tiny_run):
