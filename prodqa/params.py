@@ -180,9 +180,9 @@ class Train(Section):
         description="torch.compile the model: a one-off compile (≈ 2.5 min on 2 cores), then 1.4-1.9x faster bf16 "
                     "steps on a CPU; auto: on for bf16 CPU runs of at least prodqa.train.COMPILE_MIN_STEPS steps.")
     attention: Literal["auto", "sdpa", "eager"] = Field(
-        description="transformers' attention kernel while training (PEFT backend): eager (matrix products: on a CPU's "
-                    "short rows 1.1x faster bf16 steps than its flash kernel, docs/cost.md), sdpa, or auto: eager on "
-                    "a CPU, sdpa on a CUDA GPU.")
+        description="transformers' attention kernel while training (PEFT backend): eager (matrix products, which a "
+                    "compiled CPU run fuses: 1.1x faster than its flash kernel there, docs/cost.md), sdpa, or auto: "
+                    "eager on a CPU, sdpa on a CUDA GPU.")
     loss: Literal["model", "trl"] = Field(description="model: the model's own cross-entropy (fast on CPU); trl: "
                                           "TRL's fused LM head, which also logs per-token entropy and accuracy "
                                           "(needs Triton, ~25% slower on CPU).")
