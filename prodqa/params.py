@@ -249,6 +249,8 @@ class Generate(Section):
     min_confidence: float = Field(ge=0, le=1, description="Answers whose confidence (geometric mean probability of "
                                   "their tokens) is below this are not given as recalled: ask and serve fall back to "
                                   "the catalog, or say they do not know.")
+    stop_loops: bool = Field(description="End an answer once it is caught in a loop: its last tokens four or more "
+                             "copies of one block (prodqa.generate.looping), which greedy decoding rarely leaves.")
 
 
 class Report(Section):

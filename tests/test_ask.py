@@ -207,3 +207,24 @@ def test_ask_streams_the_q8_0_gguf_answer_from_llama_cpp(tmp_path, tiny_model, s
     eos = {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")}
     greedy = llamacpp.run(gguf, greedy=[list(prompt)], n_tokens=6, eos=eos).greedy[0]
     assert proc.stdout.strip() == tok.decode([t for t in greedy if t not in eos], skip_special_tokens=True).strip()
+
+
+@pytest.mark.slow
+def test_ask_ends_an_answer_caught_in_a_loop_in_llama_cpp(tmp_path, tiny_model, shipped):
+    """The tiny model answers with newlines to the length limit; with ``generate.stop_loops`` llama.cpp ends the
+    answer where ``looping`` first catches it (at 33 tokens), without at ``--max-tokens`` (100 tokens, 124 characters)."""
+    needs_llama_cpp()
+    from prodqa import gguf_writer
+
+    gguf = tmp_path / "model-f16.gguf"
+    gguf_writer.write(tiny_model, gguf, "f16")
+    answers = {}
+    for stop_loops in (True, False):
+        doc = {**shipped, "generate": {**shipped["generate"], "temperature": 0.0, "repetition_penalty": 1.0,
+                                       "stop_loops": stop_loops}}
+        (tmp_path / "params.yaml").write_text(json.dumps(doc))
+        proc = cli("ask", "What is Tutu?", "--model", str(gguf), "--max-tokens", "100", "--params",
+                   str(tmp_path / "params.yaml"), "--memory")
+        assert proc.returncode == 0, proc.stderr
+        answers[stop_loops] = proc.stdout
+    assert answers[False].startswith(answers[True]) and 20 < len(answers[True]) < len(answers[False]) / 2

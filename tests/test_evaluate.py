@@ -49,6 +49,49 @@ def test_degenerate_answers(text, degenerate):
     assert evaluate.is_degenerate(text) is degenerate
 
 
+@pytest.mark.parametrize("tokens, caught", [
+    ([7] * 35, True),  # one token over and over: its last 32 repeat the one before
+    ([7] * 32, False),  # too few to tell
+    (list(range(40)) + [1, 2, 3, 4, 5] * 8, True),  # a loop of five tokens after an opening
+    ([1, 2, 3, 4, 5] * 7, False),  # 30 tokens repeat the block before them: fewer than 32
+    (list(range(100, 120)) * 4, True),  # four copies of a block of 20
+    (list(range(100, 120)) * 3 + [100, 101], False),  # three copies, and the start of a fourth
+    (list(range(100, 170)) * 5, False),  # a block of 70: longer than a loop is looked for
+    (list(range(60)) + list(range(30)) + list(range(60)), False),  # a passage repeated, not back to back
+])
+def test_an_answer_is_caught_in_a_loop_by_its_last_tokens(tokens, caught):
+    assert generate.looping(tokens) is caught
+
+
+def test_an_answer_caught_in_a_loop_ends_there_in_each_decoder(tiny_model, gp, tp):
+    """The tiny model answers with newlines to the length limit. With ``stop_loops`` each decoder ends the answer
+    at the token where :func:`looping` first catches it, and the answer is what it was up to there."""
+    import numpy as np
+
+    model, tokenizer, ids = _prompts(tiny_model, tp)
+    pad, _ = generate._pad_and_stops(tokenizer)
+    ends = generate._ends(model)
+    endless = generate.greedy_batch(model, ids, 100, ends, pad)
+    ended = generate.greedy_batch(model, ids, 100, ends, pad, stop_loops=True)
+    assert [len(t) for t, _ in endless] == [100] * 3
+    for (tokens, scores), (whole, whole_scores) in zip(ended, endless):
+        assert generate.looping(tokens) and not generate.looping(tokens[:-1]) and len(tokens) < 100
+        assert tokens == whole[:len(tokens)] and scores == pytest.approx(whole_scores[:len(tokens)], abs=1e-4)
+    for decoder in (generate.generate, generate.generate_padded):  # the evaluator's, and model.generate's batches
+        on, off = (decoder(model, tokenizer, ids, gp.model_copy(update={"max_new_tokens": 100, "stop_loops": stop}), 3)
+                   for stop in (True, False))
+        assert [len(a.logprobs) for a in on] == [len(t) for t, _ in ended]
+        assert all(len(a.logprobs) >= 99 for a in off)  # the last token at the length limit may not be scored
+    # llama.cpp calls a logits processor with one row of numpy: the tokens so far (the prompt first), the logits.
+    end_loops, logits = generate.EndLoops(end=5), np.zeros(10, dtype=np.float32)
+    prompt = np.array([1, 2, 3, 4], dtype=np.intc)
+    assert end_loops(prompt, logits.copy()).argmax() == 0  # the prompt alone: nothing is forced
+    newlines = np.concatenate([prompt, np.full(33, 9, dtype=np.intc)])  # caught at the 33rd
+    assert end_loops(newlines[:-1], logits.copy()).argmax() == 0
+    forced = end_loops(newlines, logits.copy())
+    assert forced.argmax() == 5 and np.isinf(np.delete(forced, 5)).all()
+
+
 def _prompts(model_dir, tp):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -138,6 +138,7 @@ EDITS = {
     "evaluate.seen_examples": {"evaluate_base", "evaluate"},
     "generate.temperature": {"evaluate_base", "evaluate", "evaluate_typed", "export_gguf"},
     "generate.min_confidence": {"evaluate_base", "evaluate", "evaluate_typed"},
+    "generate.stop_loops": {"evaluate_base", "evaluate", "evaluate_typed"},
     "evaluate.typed_examples": {"evaluate_typed"},
     "generate.precision": {"evaluate_base", "evaluate", "evaluate_typed"},
     "report.examples": {"report"},
@@ -146,7 +147,9 @@ EDITS = {
 
 
 def _bump(value):
-    return value + 1 if isinstance(value, int) and not isinstance(value, bool) else value * 0.5 if isinstance(value, float) else value
+    if isinstance(value, bool):
+        return not value
+    return value + 1 if isinstance(value, int) else value * 0.5 if isinstance(value, float) else value
 
 
 @pytest.mark.slow
