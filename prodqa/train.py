@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import precision
+from . import generate, precision
 from .checkpoints import Checkpoints, ResumePoint, fingerprint
 from .files import atomic_path, read_jsonl, write_json
 from .params import ParamsError, Template, Train, trl_keys
@@ -340,10 +340,8 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
     from datasets import Dataset
     from trl import SFTTrainer
 
-    if p.threads:
-        torch.set_num_threads(p.threads)
-    elif launched() and not has_cuda:  # share the cores between the workers instead of oversubscribing
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    if p.threads or (launched() and not has_cuda):
+        torch.set_num_threads(cpu_threads(p.threads, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     data = {split: Dataset.from_list(read_jsonl(paths.data / f"{split}.jsonl")) for split in ("train", "validation")}
     if backend == "unsloth":
         model, tokenizer, lora = _load_unsloth(str(paths.base), p, template_p.max_seq_len)
@@ -416,6 +414,13 @@ def merge_fp32(base_dir: str, adapter_dir: str):
 def is_main_process() -> bool:
     """Rank 0 of a distributed launch, or a plain single process: the one that writes outputs."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def cpu_threads(requested: int, workers: int) -> int:
+    """torch's CPU threads in one training process: ``train.threads``, else the cores this process may run on
+    (its affinity, not the machine's count: a container or ``taskset`` may give it fewer) shared between the
+    workers instead of oversubscribing them."""
+    return requested or max(1, generate.threads() // workers)
 
 
 def launched() -> bool:

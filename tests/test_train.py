@@ -381,6 +381,17 @@ def test_two_processes_under_accelerate_launch_on_cpu(tmp_path, tiny_model, tiny
     assert (Path(out["merged"]) / "model.safetensors").exists()
 
 
+@pytest.mark.parametrize("requested, workers, expected", [(0, 1, 4), (0, 2, 2), (0, 8, 1), (3, 2, 3)])
+def test_cpu_threads_share_the_cores_this_process_may_run_on(monkeypatch, requested, workers, expected):
+    """DDP workers split the process's own cores (4 of the machine's 16 here, as under a container's cpuset or
+    taskset) instead of the machine's count; train.threads, when set, is taken as it is."""
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert train.cpu_threads(requested, workers) == expected
+
+
 @pytest.mark.slow
 def test_same_seed_same_loss_curve(tmp_path, tiny_model, tiny_run):
     """CPU training is reproducible: two runs with the same params and seed log the same losses."""
