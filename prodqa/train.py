@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import generate, precision
+from . import precision
 from .checkpoints import Checkpoints, ResumePoint, fingerprint
 from .files import atomic_path, read_jsonl, write_json
 from .params import ParamsError, Template, Train, trl_keys
@@ -420,7 +420,7 @@ def cpu_threads(requested: int, workers: int) -> int:
     """torch's CPU threads in one training process: ``train.threads``, else the cores this process may run on
     (its affinity, not the machine's count: a container or ``taskset`` may give it fewer) shared between the
     workers instead of oversubscribing them."""
-    return requested or max(1, generate.threads() // workers)
+    return requested or max(1, len(os.sched_getaffinity(0)) // workers)
 
 
 def launched() -> bool:
