@@ -48,6 +48,12 @@ def llama_kwargs(gp: Generate) -> dict:
                 repeat_penalty=gp.repetition_penalty)
 
 
+def batched(values) -> bool:
+    """Whether a logits processor was handed transformers' torch rows ([batch, …]) rather than llama.cpp's one
+    numpy row: the processors below serve both backends."""
+    return hasattr(values, "log_softmax")
+
+
 class TokenLogprobs:
     """A logits processor for both backends that records the log-probability of each token chosen.
 
@@ -65,11 +71,11 @@ class TokenLogprobs:
 
     def __call__(self, input_ids, scores):
         if self._previous is not None:
-            if hasattr(scores, "log_softmax"):  # torch: [batch, vocab]
+            if batched(scores):  # torch: [batch, vocab]
                 self.steps.append(self._previous.gather(1, input_ids[:, -1:]).squeeze(1))
             else:  # numpy: [vocab]
                 self.steps.append(float(self._previous[int(input_ids[-1])]))
-        if hasattr(scores, "log_softmax"):
+        if batched(scores):
             self._previous = scores.float().log_softmax(-1)
         else:
             import numpy as np
@@ -129,12 +135,12 @@ class EndLoops:
         self.end, self._start = end, None
 
     def __call__(self, input_ids, scores):
-        rows = input_ids if hasattr(input_ids, "dim") else [input_ids]  # torch [batch, tokens]; numpy [tokens]
+        rows = input_ids if batched(input_ids) else [input_ids]  # torch [batch, tokens]; numpy [tokens]
         if self._start is None:
             self._start = len(rows[0])
         for r, row in enumerate(rows):
             if looping(row[self._start:].tolist()):
-                forced = scores[r] if hasattr(scores, "dim") else scores  # llama.cpp: one row
+                forced = scores[r] if batched(scores) else scores  # llama.cpp: one row
                 forced[:] = -math.inf
                 forced[self.end] = 0.0
         return scores
