@@ -38,6 +38,10 @@ from .files import DataError, atomic_path
 
 BETA = 0.5  # < 1: the title's coverage weighs more than the question's (people add words around a name)
 MIN_SCORE = 88  # below: not in the catalog (chosen with benchmarks/lookup.py on real titles: docs/confidence.md)
+# A title named inside a longer question (Catalog.named_inside): most of its weight held, worth a rare word.
+NAMED_COVERAGE = 0.7
+NAMED_WEIGHT = 1.0
+NAMED_DF, NAMED_SHARE = 3, 1000  # "rare": in at most 3 titles, or one title in 1,000 of a large catalog
 MAX_OTHERS = 4  # other titles the question begins as well, named besides the best
 CANDIDATES = 200  # titles scored per lookup
 TYPO_FIXES = 3  # catalog words one edit away from a word it lacks, tried in its place (most common first)
@@ -57,6 +61,11 @@ def words(text: str) -> list[str]:
     """Lower-cased words without diacritics, split as FTS5's unicode61 tokenizer splits them."""
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return re.findall(r"[^\W_]+", text.casefold())
+
+
+def main_title(title: str) -> str:
+    """A title without its subtitle, series or format: what comes before ": ", " (", " [" or " - "."""
+    return re.split(r": | \(| \[| - ", title, maxsplit=1)[0]
 
 
 def _quote(word: str) -> str:
@@ -251,8 +260,13 @@ class Catalog:
         explained = set().union(*(self.hits(read[rowid], t)[2] for rowid, t in titles.items()))
         ranked = sorted(((self.score(read[rowid], t, df, explained), rowid, t) for rowid, t in titles.items()),
                         key=lambda x: -x[0])  # stable: of equal scores, the first retrieved comes first
-        if not ranked or ranked[0][0] < MIN_SCORE:
-            return None, ranked[0][0] if ranked else 0.0
+        if not ranked:
+            return None, 0.0
+        if ranked[0][0] < MIN_SCORE:  # no title and question name each other: is a title named inside the question?
+            inside = self.named_inside(read, titles, df)
+            if inside is None:
+                return None, ranked[0][0]
+            ranked = [next(r for r in ranked if r[1] == inside)]
         best_score, best, best_title = ranked[0]
         t_list, hit_t, hit_q = self.hits(read[best], best_title)
         named = t_list[:self.begun(read[best], t_list, hit_t)]
@@ -263,6 +277,24 @@ class Catalog:
             others = tuple(t for rowid, t in begin if rowid != best and self.hits(ordered(t), t)[2] >= hit_q)[:MAX_OTHERS]
         title, content = self.db.execute("SELECT title, content FROM products WHERE id = ?", (best,)).fetchone()
         return Match(title, content, best_score, others), best_score
+
+    def named_inside(self, read: dict[int, list[str]], titles: dict[int, str], df: dict[str, int]) -> int | None:
+        """The candidate whose title a longer question names inside it ("What is the profession of the author of
+        Blowback?"), or None: of the titles whose words the question holds (``NAMED_COVERAGE`` of their weight at
+        least, rare words weighing more), the one whose held words weigh most, if they weigh ``NAMED_WEIGHT``
+        rare words' worth (a common word such as "Pink" alone is no product's name)."""
+        rare = math.log((self.n + 1) / (max(NAMED_DF, self.n / NAMED_SHARE) + 0.5))  # a title word as rare as this
+        best, best_key = None, (0.0, 0.0)
+        for rowid, title in titles.items():
+            for name in {title, main_title(title)}:  # people name a book by its title before the subtitle
+                t_list, hit_t, _ = self.hits(read[rowid], name)
+                weight = {t: self._idf(df, t) for t in set(t_list) if t not in SCAFFOLDING or t in hit_t}
+                total = sum(weight.values())
+                held = sum(w for t, w in weight.items() if t in hit_t)
+                key = (held, held / total if total else 0.0)
+                if total and key[1] >= NAMED_COVERAGE and held >= NAMED_WEIGHT * rare and key > best_key:
+                    best, best_key = rowid, key
+        return best
 
     def suggest(self, text: str, k: int = 8) -> list[str]:
         """Up to ``k`` catalog titles for what has been typed so far (the last word may be unfinished)."""
