@@ -10,7 +10,8 @@ catalog** and no invented description. A question that fits several catalog prod
 part that begins several titles) is answered with the question back: which one? The source and the confidence
 are printed first (to stderr).
 
-``--memory`` always answers closed-book and ``--grounded`` always from the catalog (for comparisons). By
+``--memory`` always answers closed-book and ``--grounded`` always reads the catalog's description, whatever the
+question (for comparisons: the page's panels). By
 default the q8_0 GGUF runs in llama.cpp; ``--hf`` uses the merged transformers model instead.
 """
 
@@ -27,6 +28,7 @@ from .catalog import MIN_SCORE, Catalog, Match
 from .files import DataError
 from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, load_hf, stream_gguf, stream_hf
 from .learned import Learned
+from . import route as route_
 from .params import Generate, Template
 from .template import prompt
 
@@ -52,24 +54,13 @@ def check_question(question: str) -> tuple[str, str | None]:
 
 @dataclass
 class Routed:
-    """Where an answer comes from, and the answer, piece by piece."""
+    """Where an answer comes from, and the answer, piece by piece; then its evidence (the recalled or catalog
+    description it was read from; None when the answer is that description, or there is none)."""
 
-    source: str  # "memory", "catalog" or "unknown"
+    source: str  # route.MEMORY, CATALOG, UNKNOWN or AMBIGUOUS
     label: str  # what the user is told: "from memory: <title> (confidence 0.99)", "from the catalog: <title> …"
     pieces: Iterator[str]
-
-
-def recalled(confidence: float, gp: Generate, another: str | None = None) -> bool:
-    """The routing rule (``ask`` and the page both ask here): an answer this confident is given as recalled,
-    unless it opens as another trained product's description (``another``: :meth:`Learned.another`)."""
-    return confidence >= gp.min_confidence and another is None
-
-
-def unsure(confidence: float, gp: Generate, another: str | None) -> str:
-    """Why an answer was not given as recalled, for its label."""
-    if another is not None:
-        return f"confidence {confidence:.2f}, but it recalls {another}"
-    return f"confidence {confidence:.2f} < {gp.min_confidence}"
+    evidence: str | None = None
 
 
 def head(stream: Stream) -> list[str]:
@@ -83,11 +74,11 @@ def head(stream: Stream) -> list[str]:
 
 
 def named(question: str, title: str | None, tp: Template) -> str:
-    """The question the fine-tuned model answers closed-book: about the product the catalog found, by its
-    ``title`` as the catalog spells it, in the first of ``template.questions``; the question as asked when the
-    catalog found none (``title`` None). The model learned each product under its catalog title: asked in
-    lower case, with a typo or with the first words only, it recalls far less (docs/recall.md), and the
-    lookup reads those the way people type them."""
+    """The question the fine-tuned model recites a product's description for, closed-book: about the product the
+    catalog found, by its ``title`` as the catalog spells it, in the first of ``template.questions``; the question
+    as asked when the catalog found none (``title`` None). The model learned each product under its catalog
+    title: asked in lower case, with a typo or with the first words only, it recalls far less (docs/recall.md),
+    and the lookup reads those the way people type them."""
     return tp.questions[0].format(title=title) if title is not None else question
 
 
@@ -109,31 +100,41 @@ def which(match: Match) -> str:
 
 def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], Stream],
           catalog: Catalog | None, learned: Learned | None = None) -> Routed:
-    """Answer from memory when confident, else from the catalog, else say the product is unknown; ask which
-    product is meant when the question fits several as well (before any answer: the model would pick one, or
-    blend their descriptions).
+    """The answer to ``question`` and where it comes from (``prodqa.route`` decides both): ask which product is
+    meant when the question fits several as well (before any answer: the model would pick one, or blend their
+    descriptions); else recite the product's description closed-book and, by its confidence, answer from that
+    recitation (memory), from the catalog's description, or say the product is unknown. An overview question gets
+    the description itself; any other question the model's short reading of it.
 
     ``answer(prompt)`` streams the fine-tuned model's answer to a prompt of ``template.prompt``. The
     closed-book question names the product as the catalog does (:func:`named`), so the label names it too.
     """
     match, score = catalog.find(question) if catalog is not None else (None, 0.0)
     if match is not None and match.others:
-        return Routed("ambiguous", f"several products match: which one? ({1 + len(match.others)} listed)", iter([which(match)]))
-    closed = answer(prompt(named(question, match and match.title, tp), tp))
+        return Routed(route_.AMBIGUOUS, f"several products match: which one? ({1 + len(match.others)} listed)",
+                      iter([which(match)]))
+    title = match and match.title
+    overview = route_.is_overview(question, title)
+    closed = answer(prompt(named(question, title, tp), tp))
     first = head(closed)
-    another = learned.another(match and match.title, "".join(first)) if learned is not None else None
-    if recalled(closed.confidence, gp, another):
-        about = f": {match.title}" if match is not None else ""
-        return Routed("memory", f"from memory{about} (confidence {closed.confidence:.2f})", itertools.chain(first, closed))
+    another = learned.another(title, "".join(first)) if learned is not None else None
+    source = route_.source(closed.confidence, gp, another, match is not None)
+    if source == route_.MEMORY:
+        about = f": {title}" if match is not None else ""
+        label = f"from memory{about} (confidence {closed.confidence:.2f})"
+        if overview:
+            return Routed(source, label, itertools.chain(first, closed))
+        recited = "".join(itertools.chain(first, closed)).strip()
+        return Routed(source, label, answer(route_.answer_prompt(question, title or question, recited, tp)), recited)
     closed.close()
-    why = unsure(closed.confidence, gp, another)
-    if catalog is None:
-        return Routed("unknown", f"not in the catalog (no catalog index; {why})", iter([DONT_KNOW]))
-    if match is None:
-        return Routed("unknown", f"not in the catalog (best match {score:.0f} < {MIN_SCORE}; {why})",
-                      iter([DONT_KNOW]))
-    grounded = answer(prompt(question, tp, match.context()))
-    return Routed("catalog", f"from the catalog: {match.title} (match {score:.0f}; {why})", grounded)
+    why = route_.unsure(closed.confidence, gp, another)
+    if source == route_.UNKNOWN:
+        where = "no catalog index" if catalog is None else f"best match {score:.0f} < {MIN_SCORE}"
+        return Routed(source, f"not in the catalog ({where}; {why})", iter([DONT_KNOW]))
+    label = f"from the catalog: {match.title} (match {score:.0f}; {why})"
+    if overview:
+        return Routed(source, label, iter([match.content]))
+    return Routed(source, label, answer(route_.answer_prompt(question, match.title, match.content, tp)), match.content)
 
 
 def main(argv=None) -> None:
@@ -176,8 +177,8 @@ def main(argv=None) -> None:
         match, score = catalog.find(question)
         if match is None:
             raise DataError(f"no product in the catalog matches the question (best match {score:.0f} < {MIN_SCORE})")
-        routed = Routed("catalog", f"from the catalog: {match.title} (match {score:.0f})",
-                        answer(prompt(question, tp, match.context())))
+        routed = Routed(route_.CATALOG, f"from the catalog: {match.title} (match {score:.0f})",
+                        answer(route_.answer_prompt(question, match.title, match.content, tp)), match.content)
     else:
         learned = Learned.load(args.trained) if Path(args.trained).exists() else None
         routed = route(question, tp, gp, answer, catalog, learned)
@@ -185,3 +186,6 @@ def main(argv=None) -> None:
     for piece in routed.pieces:
         print(piece, end="", flush=True)
     print()
+    if routed.evidence is not None:  # the description the answer was read from, under it (stderr, as the label)
+        print(f"[read from the {'recalled' if routed.source == route_.MEMORY else 'catalog'} description]\n"
+              f"{routed.evidence}", file=sys.stderr)

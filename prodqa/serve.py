@@ -3,13 +3,16 @@
 A local Gradio app (bound to 127.0.0.1 unless ``--host`` says otherwise):
 
 - **Ask**: one question box with product-title suggestions from the catalog, **the answer**, routed as
-  ``ask`` routes it (from memory when the fine-tuned model is confident, else from the catalog, else "not in
-  the catalog"), and three answers side by side, streamed as they are generated: the base model, the
+  ``ask`` routes it (``prodqa.route``: from memory when the fine-tuned model is confident, else from the catalog,
+  else "not in the catalog"; a short answer read from the description unless the question asks for the
+  description), the description it was read from under it, and three answers side by side, streamed as they are
+  generated: the base model, the
   fine-tuned model closed-book (what it learned; both asked by the catalog's name for the product, as
   ``ask.named`` puts it), and the fine-tuned model grounded on the catalog's
-  description of the matched product. Each shows its confidence and how long it took; the grounded one
-  names its product. The routed answer costs nothing more: it is one of the panels, chosen once the
-  closed-book answer's confidence is known.
+  description of the matched product (its reading, as trained). Each shows its confidence and how long it took;
+  the grounded one names its product. The routed answer is one of the panels, chosen once the closed-book
+  answer's confidence is known, or for a question from memory other than an overview, the fine-tuned model's
+  reading of its finished recitation (one short answer more).
 - **Evaluation**: the seen/unseen scores of both models, the training loss curve and the report's
   side-by-side examples, as the pipeline wrote them.
 
@@ -29,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, TRAINED, check_question, named, recalled, unsure, which
+from . import route
+from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, TRAINED, check_question, named, which
 from .catalog import MIN_SCORE, Catalog
 from .files import DataError, SetupError
 from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, stream_gguf
@@ -39,7 +43,7 @@ from .template import prompt
 
 PANELS = ("base", "tuned", "grounded")
 HEADINGS = {"base": "Base model", "tuned": "Fine-tuned (closed book)", "grounded": "Fine-tuned, grounded on the catalog"}
-TURNS = ("tuned", "grounded", "base")  # who generates first in each round: the fine-tuned answer's first token
+TURNS = ("reader", "tuned", "grounded", "base")  # who generates first in each round: the routed answer's first token
 METRICS = {"base": "metrics/eval/base/metrics.json", "tuned": "metrics/eval/tuned/metrics.json"}
 REPORT = "metrics/report/report.md"
 LOSS_PLOT = "metrics/report/loss.png"
@@ -55,7 +59,8 @@ class Answer:
     first_token_s: float | None = None
     total_s: float | None = None
     confidence: float | None = None
-    source: str | None = None  # the routed answer: the panel it shows
+    source: str | None = None  # the routed answer: the panel it shows ("reader": its reading of the recitation)
+    evidence: str = ""  # the routed answer: the description it was read from (recalled, or the catalog's)
 
     def status(self) -> str:
         parts = [self.note] if self.note else []
@@ -93,8 +98,10 @@ class Answerer:
     def suggest(self, text: str, k: int = 8) -> list[str]:
         return self.catalog.suggest(text, k) if self.catalog is not None and text.strip() else []
 
-    def _route(self, answers: dict[str, Answer], streams: dict[str, Stream], match) -> None:
-        """Choose the routed answer once the closed-book one's confidence is known (see ``ask.route``)."""
+    def _route(self, answers: dict[str, Answer], streams: dict[str, Stream], match, overview: bool = True) -> None:
+        """Choose the routed answer once the closed-book one's confidence is known (``prodqa.route`` decides, as for
+        ``ask``): an overview is the recalled description (the tuned panel) or the catalog's; any other question
+        is read from the one or the other (the reader, or the grounded panel)."""
         main, tuned = answers["main"], answers["tuned"]
         if main.note or "tuned" in self.missing:
             return
@@ -107,13 +114,18 @@ class Answerer:
             return  # not known yet
         confidence = stream.confidence if stream is not None else tuned.confidence or 0.0
         another = self.learned.another(match and match.title, tuned.text) if self.learned is not None else None
-        if recalled(confidence, self.gp, another):
+        source = route.source(confidence, self.gp, another, match is not None)
+        if source == route.MEMORY:
             about = f": {match.title}" if match is not None else ""
-            main.note, main.source = f"From memory{about} (confidence {confidence:.2f})", "tuned"
-        elif match is not None:
-            main.note, main.source = f"From the catalog: {match.title} (from memory: {unsure(confidence, self.gp, another)})", "grounded"
+            main.note, main.source = f"From memory{about} (confidence {confidence:.2f})", "tuned" if overview else "reader"
+        elif source == route.CATALOG:
+            main.note = f"From the catalog: {match.title} (from memory: {route.unsure(confidence, self.gp, another)})"
+            if overview:  # the stored description is the answer
+                main.text, main.total_s = match.content, time.perf_counter() - main.started
+            else:
+                main.source, main.evidence = "grounded", match.content
         else:
-            main.note, main.text = f"Not in the catalog (from memory: {unsure(confidence, self.gp, another)})", DONT_KNOW
+            main.note, main.text = f"Not in the catalog (from memory: {route.unsure(confidence, self.gp, another)})", DONT_KNOW
             main.total_s = time.perf_counter() - main.started
 
     def ask(self, question: str) -> Iterator[tuple[str, dict[str, Answer]]]:
@@ -126,11 +138,11 @@ class Answerer:
         match, score = self.catalog.find(question) if self.catalog is not None else (None, 0.0)
         found = match.title if match is not None and not match.others else None  # several: the page asks which
         closed = named(question, found, self.tp)  # base and fine-tuned closed-book: by the catalog's name
+        overview = route.is_overview(question, found)
         for panel in PANELS:
             if panel in self.missing:
                 answers[panel].note = self.missing[panel]
                 continue
-            context, asked = None, closed
             if panel == "grounded":
                 if self.catalog is None:
                     answers[panel].note = self.catalog_missing
@@ -140,10 +152,12 @@ class Answerer:
                                            f"< {MIN_SCORE}): nothing to ground the answer on.")
                     continue
                 answers[panel].note = f"Grounded on: {match.title} (match {match.score:.0f})"
-                context, asked = match.context(), question
-            elif closed != question:
+                streams[panel] = stream_gguf(self.models[panel], route.answer_prompt(question, match.title, match.content,
+                                                                                     self.tp), self.gp)
+                continue
+            if closed != question:
                 answers[panel].note = f"Asked as: {closed}"
-            streams[panel] = stream_gguf(self.models[panel], prompt(asked, self.tp, context), self.gp)
+            streams[panel] = stream_gguf(self.models[panel], prompt(closed, self.tp), self.gp)
         note = note or ""
         yield note, answers
         while streams:
@@ -163,9 +177,14 @@ class Answerer:
                     answer.text += piece
                     if streams[panel].scored >= CONFIDENCE_TOKENS:
                         answer.confidence = streams[panel].confidence
-                self._route(answers, streams, match)
+                self._route(answers, streams, match, overview)
                 main = answers["main"]
-                if main.source:  # the routed answer is the chosen panel's, as it streams
+                if main.source == "reader" and "reader" not in answers and "tuned" not in streams:
+                    # recite, then read: the fine-tuned model reads its finished recitation for the answer
+                    answers["reader"], main.evidence = Answer(), answers["tuned"].text
+                    streams["reader"] = stream_gguf(self.models["tuned"], route.answer_prompt(
+                        question, found or question, main.evidence, self.tp), self.gp)
+                if main.source in answers:  # the routed answer is the chosen panel's, as it streams
                     chosen = answers[main.source]
                     main.text, main.first_token_s, main.total_s = chosen.text, chosen.first_token_s, chosen.total_s
                 yield note, answers
@@ -204,6 +223,8 @@ def build(answerer: Answerer, root: Path = Path(".")):
             texts, statuses = {}, {}
             texts["main"] = gr.Textbox(label="Answer", lines=6, max_lines=10, interactive=False, elem_id="answer-main")
             statuses["main"] = gr.Markdown(elem_id="status-main")
+            evidence = gr.Textbox(label="Read from this description", lines=3, max_lines=8, interactive=False,
+                                  elem_id="evidence")
             with gr.Row(equal_height=True):
                 for panel in PANELS:
                     with gr.Column():
@@ -225,16 +246,17 @@ def build(answerer: Answerer, root: Path = Path(".")):
             try:
                 for message, answers in answerer.ask(text):
                     yield {note: message, **{texts[k]: answers[k].text for k in texts},
-                           **{statuses[k]: answers[k].status() for k in statuses}}
+                           **{statuses[k]: answers[k].status() for k in statuses}, evidence: answers["main"].evidence}
             except DataError as err:
-                yield {note: f"⚠ {err}", **{texts[k]: "" for k in texts}, **{statuses[k]: "" for k in statuses}}
+                yield {note: f"⚠ {err}", **{texts[k]: "" for k in texts}, **{statuses[k]: "" for k in statuses},
+                       evidence: ""}
 
         gr.on(triggers=[question.input], fn=lambda text: gr.Dataset(samples=[[t] for t in answerer.suggest(text)]),
               inputs=question, outputs=suggestions, trigger_mode="always_last", show_progress="hidden", queue=False)
         gr.on(triggers=[suggestions.click], fn=lambda sample: f"What is {sample[0]}?", inputs=suggestions,
               outputs=question, queue=False)
         gr.on(triggers=[question.submit, ask_button.click], fn=on_ask, inputs=question,
-              outputs=[note, *texts.values(), *statuses.values()], concurrency_limit=1)
+              outputs=[note, *texts.values(), *statuses.values(), evidence], concurrency_limit=1)
     return app
 
 

@@ -80,8 +80,9 @@ def _route(catalog, shipped, question, closed_logprob, learned=None):
 
     def answer(prompt):
         asked.append(prompt)
-        grounded = template.is_chat(prompt) and "Description:" in prompt[0]["content"]
-        return FakeStream([f"w{i} " for i in range(40)], -0.001 if grounded else closed_logprob)
+        if template.is_chat(prompt) and "Description:" in prompt[0]["content"]:  # a reading: a short answer
+            return FakeStream(["3 ", "layers"], -0.001)
+        return FakeStream([f"w{i} " for i in range(40)], closed_logprob)
 
     routed = ask.route(question, tp, gp, answer, Catalog(catalog) if catalog else None, learned)
     return routed, "".join(routed.pieces), asked
@@ -99,7 +100,7 @@ def test_a_confident_answer_that_recalls_another_trained_product_is_not_given_fr
     learned = Learned([{"title": "Lodge Pre-Seasoned Cast Iron Skillet", "content": recalled}])
     routed, text, asked = _route(catalog, shipped, "What is Girls Ballet Tutu Neon Pink?", -0.01, learned)
     assert routed.source == "catalog" and "confidence 0.99, but it recalls Lodge Pre-Seasoned Cast Iron Skillet" in routed.label
-    assert "High quality 3 layer ballet tutu." in asked[1][0]["content"]
+    assert text == "High quality 3 layer ballet tutu." and len(asked) == 1  # an overview: the stored description
     routed, _, _ = _route(catalog, shipped, "What is Lodge Pre-Seasoned Cast Iron Skillet?", -0.01, learned)
     assert routed.source == "memory"  # its own description: recalled
 
@@ -116,7 +117,31 @@ def test_the_model_is_asked_by_the_catalogs_name_for_the_product(catalog, shippe
 def test_an_unsure_answer_is_dropped_for_the_catalogs(catalog, shipped):
     routed, text, asked = _route(catalog, shipped, "What is Girls Ballet Tutu Neon Pink?", -0.5)  # p 0.61
     assert routed.source == "catalog" and routed.label.startswith("from the catalog: Girls Ballet Tutu Neon Pink (match")
-    assert "confidence 0.61 < 0.94" in routed.label and "High quality 3 layer ballet tutu." in asked[1][0]["content"]
+    assert "confidence 0.61 < 0.94" in routed.label and text == "High quality 3 layer ballet tutu."
+    assert routed.evidence is None  # the answer is the description itself
+
+
+def test_a_question_from_memory_is_answered_by_reading_the_recitation(catalog, shipped):
+    """Recite, then read: no catalog text in either prompt, the recitation is the reading's description."""
+    question = "How many layers does the Girls Ballet Tutu Neon Pink have?"
+    routed, text, asked = _route(catalog, shipped, question, -0.01)
+    recited = "".join(f"w{i} " for i in range(40)).strip()
+    assert routed.source == "memory" and text == "3 layers" and routed.evidence == recited
+    assert asked[0][-1]["content"] == "What is Girls Ballet Tutu Neon Pink?"  # closed-book: the recitation
+    assert asked[1][-1]["content"] == question and recited in asked[1][0]["content"]
+    assert "High quality" not in str(asked)  # nothing from the catalog
+
+
+def test_a_question_from_the_catalog_is_answered_by_reading_its_description(catalog, shipped):
+    question = "How many layers does the Girls Ballet Tutu Neon Pink have?"
+    routed, text, asked = _route(catalog, shipped, question, -0.5)
+    assert routed.source == "catalog" and text == "3 layers" and routed.evidence == "High quality 3 layer ballet tutu."
+    assert "Description: High quality 3 layer ballet tutu." in asked[1][0]["content"] and asked[1][-1]["content"] == question
+
+
+def test_a_product_named_inside_a_longer_question_is_found(catalog, shipped):
+    routed, _, _ = _route(catalog, shipped, "What colour of ribbon is sewn on the Girls Ballet Tutu Neon Pink for recitals?", -0.5)
+    assert routed.source == "catalog" and "Girls Ballet Tutu Neon Pink" in routed.label
 
 
 @pytest.mark.parametrize("has_catalog", [True, False])
@@ -138,7 +163,7 @@ def test_a_name_several_products_share_is_asked_back_not_answered(catalog, shipp
 def test_grounded_prompt_carries_the_description(catalog, shipped):
     match, _ = Catalog(catalog).find("What is Girls Ballet Tutu Neon Pink?")
     product = match.context()
-    tp = params.parse("template", {**shipped["template"], "system_prompt": "Be brief."})
+    tp = params.parse("template", {**shipped["template"], "read_prompt": "Be brief."})
     msgs = template.prompt("What is it?", tp, product)
     assert msgs[0]["content"].startswith("Be brief.") and "High quality 3 layer ballet tutu." in msgs[0]["content"]
     assert msgs[-1] == {"role": "user", "content": "What is it?"}

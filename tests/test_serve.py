@@ -109,10 +109,15 @@ def _routed(served, tmp_path, min_confidence, question):
     return final(a, question)[1]
 
 
+SPECIFIC = f"How many layers does the {TUTU} have?"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("min_confidence, question, source", [
-    (0.0, f"What is {TUTU}?", "tuned"),  # confident enough: from memory
-    (1.0, f"What is {TUTU}?", "grounded"),  # never confident: from the catalog
+    (0.0, f"What is {TUTU}?", "tuned"),  # confident enough: from memory, the recitation itself
+    (0.0, SPECIFIC, "reader"),  # from memory, read from the finished recitation
+    (1.0, f"What is {TUTU}?", "catalog"),  # never confident: from the catalog, its description itself
+    (1.0, SPECIFIC, "grounded"),  # from the catalog, read from its description
     (1.0, "What is a quantum flux capacitor?", None),  # in neither: says so
 ])
 def test_the_routed_answer_is_the_panel_its_confidence_chooses(served, tmp_path, min_confidence, question, source):
@@ -120,9 +125,18 @@ def test_the_routed_answer_is_the_panel_its_confidence_chooses(served, tmp_path,
     main = answers["main"]
     if source is None:
         assert main.text == DONT_KNOW and main.note.startswith("Not in the catalog")
+    elif source == "catalog":
+        assert main.text == "High quality 3 layer ballet tutu." and main.source is None and main.evidence == ""
     else:
         assert main.text == answers[source].text != "" and main.source == source
-        assert main.note.startswith({"tuned": "From memory", "grounded": f"From the catalog: {TUTU}"}[source])
+    if source in ("tuned", "reader"):
+        assert main.note.startswith("From memory")
+    if source in ("catalog", "grounded"):
+        assert main.note.startswith(f"From the catalog: {TUTU}")
+    if source == "reader":  # recite, then read: the recitation is its evidence
+        assert main.evidence == answers["tuned"].text != "" and main.total_s >= answers["tuned"].total_s
+    if source == "grounded":
+        assert main.evidence == "High quality 3 layer ballet tutu."
 
 
 @pytest.mark.slow
@@ -161,9 +175,9 @@ def test_the_page_does_not_give_another_trained_products_description_as_recalled
                  trained=tmp_path / "train.parquet")
     a.missing = {}  # as if the models were there: only the rule is under test
     for title, source, note in (("Tutu", "grounded", "From the catalog: Tutu (from memory: confidence 0.99, but it "
-                                                        "recalls Skillet)"), ("Skillet", "tuned", "From memory: Skillet")):
+                                                        "recalls Skillet)"), ("Skillet", "reader", "From memory: Skillet")):
         answers = {"main": Answer(), "tuned": Answer(text=recalled, confidence=0.99)}
-        a._route(answers, {}, Match(title, "about it", 100.0))
+        a._route(answers, {}, Match(title, "about it", 100.0), overview=False)
         assert answers["main"].source == source and answers["main"].note.startswith(note), title
 
 
