@@ -125,6 +125,12 @@ class Template(Section):
     phrasings_per_product: int = Field(gt=0, description="Training examples per product, each another phrasing.")
     typed_share: float = Field(ge=0, le=1, description="Share of training examples whose question types the title as "
                                "people do (lower case, its first words, a typo), seeded per example; no extra tokens.")
+    read_prompt: str = Field(description="System turn of a question answered from a description (the catalog's, or "
+                             "the model's own recitation), before the product and its description.")
+    qa_per_product: int = Field(ge=0, description="Questions about its description per trained product and epoch, "
+                                "answered from it in a few words (prodqa.qa): the model learns to read.")
+    qa_context_chars: int = Field(ge=0, description="A training question's description, cut to about this many "
+                                  "characters around its answer (0: whole); fewer tokens an example.")
     max_seq_len: int = Field(ge=16, le=32768, description="Tokens per training sequence; longer ones are cut.")
     seed: int = Field(ge=0)
 

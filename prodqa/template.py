@@ -62,10 +62,12 @@ def heldout_question(title: str, p: Template) -> str:
 def prompt(question: str, p: Template, context: dict | None = None):
     """The prompt for ``question`` in the trained layout (messages, or the text of a ``TEXT_LAYOUTS`` layout).
 
-    ``context`` (a catalog product with title and content) is given to the model for grounded answers.
+    ``context`` (a product with title and content: the catalog's description, or the model's own recitation) is
+    given to the model to read the answer from, after ``template.read_prompt``; without it the model answers
+    closed-book, after ``template.system_prompt``.
     """
     grounding = f"Product: {context['title']}\nDescription: {context['content']}" if context else ""
-    system = "\n\n".join(s for s in (p.system_prompt, grounding) if s)
+    system = "\n\n".join(s for s in ((p.read_prompt if context else p.system_prompt), grounding) if s)
     if p.format in TEXT_LAYOUTS:
         return TEXT_LAYOUTS[p.format].format(question=f"{system}\n\n{question}" if context else question)
     # The system turn always, empty when there is no system prompt: without one a chat template may add its
@@ -104,8 +106,43 @@ def question_text(prompt_) -> str:
     return prompt_
 
 
+def window(content: str, answer: str, chars: int) -> str:
+    """About ``chars`` characters of a description around the first place it says ``answer`` (whole sentences;
+    the whole description when ``chars`` is 0 or it is short): a reading example costs fewer tokens."""
+    from .qa import sentences
+
+    if not chars or len(content) <= chars:
+        return content
+    parts = sentences(content)
+    at = next((i for i, s in enumerate(parts) if answer and answer in s), 0)
+    lo = hi = at
+    while True:  # grow by a sentence either side while it fits
+        grown = False
+        for i in (hi + 1, lo - 1):
+            if 0 <= i < len(parts) and len(" ".join(parts[min(lo, i):max(hi, i) + 1])) <= chars:
+                lo, hi, grown = min(lo, i), max(hi, i), True
+        if not grown:
+            return " ".join(parts[lo:hi + 1])
+
+
+def reading(rows: list[dict], p: Template) -> list[dict]:
+    """``template.qa_per_product`` reading examples per product: a question about its description (prodqa.qa, seeded
+    by title) answered in a few words, with the description (:func:`window`) in the prompt."""
+    from .qa import NOT_SAID, pairs
+
+    examples = []
+    for k, r in enumerate(rows):
+        rng = random.Random(f"{p.seed}:qa:{r['title']}")
+        others = rows[k + 1:k + 6] + rows[max(k - 5, 0):k]  # where a yes/no question's false value comes from
+        for pair in pairs(r["title"], r["content"], others, rng, p.qa_per_product):
+            context = window(r["content"], "" if pair.answer == NOT_SAID else pair.answer, p.qa_context_chars)
+            examples.append(answered(prompt(pair.question, p, {"title": r["title"], "content": context}), pair.answer))
+    return examples
+
+
 def build(rows: list[dict], p: Template, train: bool) -> list[dict]:
-    """Prompt–completion examples: ``phrasings_per_product`` per product for training, else one."""
+    """Prompt–completion examples: ``phrasings_per_product`` per product for training, else one; and for training,
+    ``qa_per_product`` reading examples each (:func:`reading`)."""
     per_product = p.phrasings_per_product if train else 1
     examples = []
     for r in rows:
@@ -113,7 +150,7 @@ def build(rows: list[dict], p: Template, train: bool) -> list[dict]:
             if train and p.typed_share:
                 q = q.replace(r["title"], shown_title(r["title"], i, p), 1)
             examples.append(answered(prompt(q, p), r["content"]))
-    return examples
+    return examples + (reading(rows, p) if train and p.qa_per_product else [])
 
 
 def render(ex: dict, tokenizer) -> tuple[list[int], list[int]]:

@@ -193,10 +193,9 @@ def test_reference_loss_is_the_answer_tokens_nll(tiny_model, tp):
 
 def test_seen_questions_are_phrasings_the_product_never_had_in_training(tp):
     rows = [{"title": f"Item {i}", "content": "x"} for i in range(50)]
-    trained = template.build(rows, tp, train=True)
-    asked = evaluate.questions(rows, tp, seen=True)
     k = tp.phrasings_per_product
-    assert len(trained) == k * len(rows)
+    trained = template.build(rows, tp, train=True)[:k * len(rows)]  # the recitals (then come the reading examples)
+    asked = evaluate.questions(rows, tp, seen=True)
     for i, row in enumerate(rows):  # build() writes each product's examples together, in row order
         mine = {template.question_text(ex["prompt"]) for ex in trained[i * k:(i + 1) * k]}
         assert len(mine) == k and all(row["title"] in q for q in mine)
@@ -214,7 +213,8 @@ def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, lively_model, o
     sample = tmp_path / "sample"
     sample.mkdir()
     for split in ("train", "test"):
-        pq.write_table(pa.Table.from_pylist([{"uid": str(i), "title": f"{split} Tutu {i}", "content": "A pink tutu."}
+        pq.write_table(pa.Table.from_pylist([{"uid": str(i), "title": f"{split} Tutu {i}",
+                                              "content": "A pink tutu by Ann Cleeves, 12 inches long."}
                                              for i in range(4)]), sample / f"{split}.parquet")
     prm = params_file({"generate.max_new_tokens": 6, "evaluate.seen_examples": 3, "evaluate.unseen_examples": 2,
                        "template.max_seq_len": 64})
@@ -246,6 +246,10 @@ def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, lively_model, o
     assert tuned["confidence"]["unseen_another_product"] == 0.0
     assert f"AUROC seen vs unseen **{tuned['confidence']['auroc']}**" in report
     assert (tmp_path / "report" / "confidence.png").stat().st_size > 1000
+    qa_seen = [json.loads(line) for line in (tmp_path / "answers" / "tuned" / "qa_seen.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in qa_seen} == {"fact", "yesno", "unanswerable"} and len(qa_seen) == 3 * 3  # each product
+    assert tuned["qa_seen"]["all"]["questions"] == 9 and tuned["qa_unseen"]["all"]["questions"] == 6
+    assert "## Questions about the products" in report and report_module._cell(qa_seen[0]["question"], 120) in report
 
 
 def test_confident_answers_count_as_from_memory_unless_they_recall_another_product():

@@ -52,15 +52,16 @@ def test_each_trained_product_gets_distinct_phrasings_seeded_by_title(p):
     a = template.build(rows, p, train=True)
     assert a == template.build(list(reversed(rows))[::-1], p, train=True)  # deterministic
     k = p.phrasings_per_product
-    assert len(a) == k * len(rows)
+    assert len(a) == (k + p.qa_per_product) * len(rows)  # the recitals, then the reading examples
+    a = a[:k * len(rows)]
     first = [[template.question_text(ex["prompt"]) for ex in a[i * k:(i + 1) * k]] for i in range(len(rows))]
     assert all(len(set(qs)) == k for qs in first)  # k different phrasings per product
     used = {q.replace(f"Item {i}", "{title}") for i, qs in enumerate(first) for q in qs}
     assert used == set(p.questions)  # every phrasing appears, nothing else does
     # A product's phrasings depend on its title, not on its position or its neighbours.
     assert template.phrasings("Item 5", p) == template.phrasings("Item 5", p)
-    assert [template.question_text(ex["prompt"]) for ex in template.build(rows[5:6], p, train=True)] == first[5]
-    assert template.build(rows, p.model_copy(update={"seed": 99}), train=True) != a
+    assert [template.question_text(ex["prompt"]) for ex in template.build(rows[5:6], p, train=True)][:k] == first[5]
+    assert template.build(rows, p.model_copy(update={"seed": 99}), train=True)[:k * len(rows)] != a
     assert len(template.build(rows, p, train=False)) == len(rows)
 
 
@@ -111,8 +112,9 @@ def test_stage_smoke(tmp_path, tiny_model, params_file):
     stage.main(["--params", params_file(), "--src", str(src), "--base", tiny_model, "--out", str(tmp_path / "t"),
                 "--metrics", str(tmp_path / "m.json")])
     lines = [json.loads(x) for x in (tmp_path / "t" / "train.jsonl").read_text().splitlines()]
-    assert len(lines) == params.load(params.Template, params_file()).phrasings_per_product
-    assert all(x["completion"][0]["content"] == DESC for x in lines)
+    tp = params.load(params.Template, params_file())
+    assert len(lines) == tp.phrasings_per_product + tp.qa_per_product
+    assert all(x["completion"][0]["content"] == DESC for x in lines[:tp.phrasings_per_product])
     assert json.loads((tmp_path / "m.json").read_text())["validation"]["examples"] == 1
 
 
@@ -122,6 +124,7 @@ def test_typed_share_types_some_training_titles_as_people_do_at_no_extra_example
     typed = plain.model_copy(update={"typed_share": 0.5})
     a, b = template.build(rows, plain, train=True), template.build(rows, typed, train=True)
     assert len(a) == len(b)  # same examples, same cost
+    a, b = a[:plain.phrasings_per_product * len(rows)], b[:plain.phrasings_per_product * len(rows)]  # the recitals
     changed = [(x, y) for x, y in zip(a, b) if x != y]
     assert 0.4 < len(changed) / len(a) < 0.6  # about half of them
     asked = [template.question_text(y["prompt"]) for _, y in changed]
@@ -129,3 +132,25 @@ def test_typed_share_types_some_training_titles_as_people_do_at_no_extra_example
     assert any("Wonderful Ballet Tutu Neon" in q and "Number" not in q for q in asked)  # its first words
     assert all(x["completion"] == y["completion"] for x, y in changed)  # the answer is the description, unchanged
     assert template.build(rows, typed, train=False) == template.build(rows, plain, train=False)  # validation: exact
+
+
+def test_reading_examples_answer_a_question_in_a_few_words_from_the_description(p):
+    """Training teaches the model to read: a question about the description in the prompt, a short answer."""
+    rows = [{"title": f"Item {i}", "content": DESC} for i in range(40)]
+    reading = template.build(rows, p, train=True)[p.phrasings_per_product * len(rows):]
+    assert len(reading) == p.qa_per_product * len(rows)
+    for ex in reading:
+        assert ex["prompt"][0]["content"].startswith(p.read_prompt) and "Description: " in ex["prompt"][0]["content"]
+        assert len(ex["completion"][0]["content"].split()) <= 6
+    answers = {ex["completion"][0]["content"] for ex in reading}
+    assert "12 inches" in answers and "The description does not say." in answers  # facts, and what it does not say
+    assert template.build(rows, p.model_copy(update={"qa_per_product": 0}), train=True) == \
+        template.build(rows, p, train=True)[:p.phrasings_per_product * len(rows)]
+
+
+def test_a_reading_examples_description_is_cut_around_its_answer(p):
+    long = " ".join(f"Sentence {i} says little." for i in range(40)) + " It is 12 inches long. " + \
+        " ".join(f"Then {i} more." for i in range(40))
+    cut = template.window(long, "12 inches", 120)
+    assert "12 inches" in cut and len(cut) <= 120 and cut in long
+    assert template.window(long, "12 inches", 0) == long and template.window(DESC, "x", 120) == DESC
