@@ -52,6 +52,7 @@ def markdown(metrics: dict, answers: dict, n: int, typed: dict | None = None) ->
         if "seen_partial" in typed and "ambiguous" in typed["seen_partial"]:
             lines += ["", f"{typed['seen_partial']['ambiguous']} of {typed['seen_partial']['examples']} partial titles "
                       "begin another trained product's title too."]
+    lines += questions(metrics, answers, n)
     for s in SETS:
         lines += ["", f"## {TITLES[s]}", ""]
         for i, (b, t) in enumerate(zip(answers["base"][s][:n], answers["tuned"][s][:n]), 1):
@@ -61,6 +62,35 @@ def markdown(metrics: dict, answers: dict, n: int, typed: dict | None = None) ->
                       f"| base | {_cell(b['answer'])} | {b['rougeL']:.3f} | {b.get('confidence', '')} |",
                       f"| fine-tuned | {_cell(t['answer'])} | {t['rougeL']:.3f} | {t.get('confidence', '')} |", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def questions(metrics: dict, answers: dict, n: int) -> list[str]:
+    """The question-answering section (prodqa.evaluate_qa): SQuAD scores per kind, base and fine-tuned, and ``n``
+    questions of each set with the gold answer and both models' answers side by side."""
+    sets = [s for s in SETS if f"qa_{s}" in metrics["tuned"]]
+    if not sets:
+        return []
+    lines = ["", "## Questions about the products, answered in a few words", "",
+             "Each product asked a fact, a yes/no and an unanswerable question in phrasings training never used, read "
+             "from the model's own recitation when it is sure of it (memory), else from the catalog's description; "
+             "exact match and token F1 as SQuAD scores them, *contains*: the gold answer inside the answer.", "",
+             "| set | kind | questions | exact base | exact fine-tuned | F1 base | F1 fine-tuned | contains fine-tuned "
+             "| words (median) base | fine-tuned |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in sets:
+        for kind, t in metrics["tuned"][f"qa_{s}"].items():
+            b = metrics["base"].get(f"qa_{s}", {}).get(kind, {})
+            lines.append(f"| {s} | {kind} | {t.get('questions', '')} | {b.get('exact', '')} | {t.get('exact', '')} | "
+                         f"{b.get('f1', '')} | {t.get('f1', '')} | {t.get('contains', '')} | {b.get('words_p50', '')} | "
+                         f"{t.get('words_p50', '')} |")
+    for s in sets:
+        base = {(r["title"], r["question"]): r for r in answers["base"].get(f"qa_{s}", [])}
+        lines += ["", f"### {s}: questions and answers", "", "| product | question | gold | base | fine-tuned (from) |",
+                  "|---|---|---|---|---|"]
+        for t in answers["tuned"].get(f"qa_{s}", [])[:3 * n]:
+            b = base.get((t["title"], t["question"]), {})
+            lines.append(f"| {_cell(t['title'], 60)} | {_cell(t['question'], 120)} | {_cell(t['gold'], 60)} | "
+                         f"{_cell(b.get('answer', ''), 120)} | {_cell(t['answer'], 120)} ({t['source']}) |")
+    return lines
 
 
 def _read_tsv(path: Path) -> tuple[list[int], list[float]]:

@@ -1,15 +1,15 @@
 """DVC stages ``evaluate_base`` and ``evaluate``: the same command on the base and the fine-tuned model.
 
-Asks the ``seen`` set (trained products, held-out phrasing) and the ``unseen`` set (test products); writes
-``<answers>/{seen,unseen}.jsonl`` and dvclive metrics per set (see prodqa.evaluate); an answer that opens as
-another trained product's description (``recalls_another``, prodqa.learned) is not counted as from memory.
-"""
+Asks the ``seen`` set (trained products, held-out phrasing) and the ``unseen`` set (test products): their answers
+(``<answers>/<set>.jsonl``, prodqa.evaluate; one that opens as another trained product's description,
+``recalls_another``, is not from memory), then questions about each product read as ``ask`` reads them
+(``<answers>/qa_<set>.jsonl``, prodqa.evaluate_qa); dvclive metrics per set."""
 
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from prodqa import evaluate, generate, params
+from prodqa import evaluate, evaluate_qa, generate, params
 from prodqa.files import atomic_path, progress, write_jsonl
 from prodqa.learned import Learned
 from prodqa.stage import parser, run
@@ -18,8 +18,7 @@ from prodqa.stage import parser, run
 def main(argv=None):
     args = parser(__doc__, "model", "sample", "answers", "metrics").parse_args(argv)
     p = params.load(params.Evaluate, args.params)
-    gp = params.load(params.Generate, args.params)
-    tp = params.load(params.Template, args.params)
+    gp, tp = params.load(params.Generate, args.params), params.load(params.Template, args.params)
 
     from dvclive import Live
 
@@ -31,8 +30,7 @@ def main(argv=None):
         rows = rows.slice(0, n).to_pylist()
         sets[name] = (rows, evaluate.questions(rows, tp, name == "seen"))
     learned = Learned.load(Path(args.sample) / "train.parquet")  # whose description an answer recalls
-    confidences: dict[str, list[float]] = {}
-    another: dict[str, list[bool]] = {}
+    confidences, another = {}, {}
     with atomic_path(args.answers, is_dir=True) as tmp, Live(args.metrics, dvcyaml=None, save_dvc_exp=False,
                                                                report=None) as live:
         with progress(sum(len(rows) for rows, _ in sets.values()), unit="answer",
@@ -50,6 +48,11 @@ def main(argv=None):
         for key, value in evaluate.confidence_metrics(confidences["seen"], confidences["unseen"], gp.min_confidence,
                                                       another["seen"], another["unseen"]).items():
             live.log_metric(f"confidence/{key}", value, plot=False)
+        read = evaluate_qa.answer_questions(model, tokenizer, {n: r for n, (_, r) in results.items()}, p, gp, tp)
+        for name, (summary, rows) in read.items():
+            write_jsonl(Path(tmp) / f"qa_{name}.jsonl", rows)
+            for key, value in evaluate_qa.flat(summary, f"qa_{name}").items():
+                live.log_metric(key, value, plot=False)
         live.summary["precision"] = str(model.dtype).removeprefix("torch.")
 
 

@@ -16,7 +16,10 @@ def main(argv=None):
     metrics, answers = {}, {}
     for model in ("base", "tuned"):
         metrics[model] = json.loads(Path(getattr(args, f"{model}_metrics")).read_text())
-        answers[model] = {name: read_jsonl(Path(getattr(args, f"{model}_answers")) / f"{name}.jsonl") for name in SETS}
+        folder = Path(getattr(args, f"{model}_answers"))
+        answers[model] = {name: read_jsonl(folder / f"{name}.jsonl") for name in SETS}
+        answers[model].update({f"qa_{name}": read_jsonl(folder / f"qa_{name}.jsonl") for name in SETS
+                               if (folder / f"qa_{name}.jsonl").exists()})
     with atomic_path(args.out, is_dir=True) as tmp:
         typed = json.loads(Path(args.typed_metrics).read_text()) if Path(args.typed_metrics).exists() else None
         report.write(tmp, metrics, answers, p.examples, args.train_plots, typed)
