@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RAW = ROOT.parent / "shared" / "real_dev" / "trn_dev.jsonl"
 # The params that make the recipe and set its speed, written with every run so the sweep log reads without the
 # params.yaml of the day.
-RECIPE = {"sample": ["n_products"], "template": ["format", "phrasings_per_product", "typed_share", "max_seq_len", "system_prompt"],
+RECIPE = {"sample": ["n_products"], "template": ["format", "phrasings_per_product", "typed_share", "max_seq_len", "system_prompt", "qa_per_product",
+                       "qa_context_chars"],
           "train": ["method", "num_train_epochs", "learning_rate", "loraplus_lr_ratio", "focal_gamma", "opening_weight",
                     "lora_r", "lora_alpha", "target_modules", "lora_first_layer", "lr_scheduler_type", "attention",
                     "torch_compile", "frozen_cache_mib", "seed"]}
