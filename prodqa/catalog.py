@@ -19,7 +19,11 @@ A question names a product loosely ("tell me about the girls ballet tutu pink", 
    ("Pink" against "Girls Ballet Tutu Neon Pink" asked without "Neon"), and a name typed in part still finds
    the title it begins.
 
-Below ``MIN_SCORE`` there is no match: the product is not in the catalog. When the question names only the
+3. below ``MIN_SCORE``, a title the question names inside it as a phrase ("What is the profession of the author
+   of Blowback?"), whole or before its subtitle, and rare enough to be a name (:meth:`Catalog.named_inside`): people
+   name a product inside a longer question, whose other words no title explains.
+
+Else there is no match: the product is not in the catalog. When the question names only the
 first words of the title found, other titles that begin with the same words (and hold every question word
 it does) come with the match as ``others`` ("Harry Potter and the" begins seven): the question does not say
 which product it means.
@@ -38,9 +42,7 @@ from .files import DataError, atomic_path
 
 BETA = 0.5  # < 1: the title's coverage weighs more than the question's (people add words around a name)
 MIN_SCORE = 88  # below: not in the catalog (chosen with benchmarks/lookup.py on real titles: docs/confidence.md)
-# A title named inside a longer question (Catalog.named_inside): most of its weight held, worth a rare word.
-NAMED_COVERAGE = 0.7
-NAMED_WEIGHT = 1.0
+# A title named inside a longer question (Catalog.named_inside) weighs at least one word this rare.
 NAMED_DF, NAMED_SHARE = 3, 1000  # "rare": in at most 3 titles, or one title in 1,000 of a large catalog
 MAX_OTHERS = 4  # other titles the question begins as well, named besides the best
 CANDIDATES = 200  # titles scored per lookup
@@ -63,9 +65,10 @@ def words(text: str) -> list[str]:
     return re.findall(r"[^\W_]+", text.casefold())
 
 
-def main_title(title: str) -> str:
-    """A title without its subtitle, series or format: what comes before ": ", " (", " [" or " - "."""
-    return re.split(r": | \(| \[| - ", title, maxsplit=1)[0]
+def main_titles(title: str) -> list[str]:
+    """A title without its subtitles, series or format, shortest first: what comes before each ": ", " (", " [" or
+    " - " ("Provence", "Provence: The Beautiful Cookbook" of "Provence: The Beautiful Cookbook: Authentic …")."""
+    return [title[:m.start()] for m in re.finditer(r": | \(| \[| - ", title) if m.start()]
 
 
 def _quote(word: str) -> str:
@@ -280,21 +283,45 @@ class Catalog:
 
     def named_inside(self, read: dict[int, list[str]], titles: dict[int, str], df: dict[str, int]) -> int | None:
         """The candidate whose title a longer question names inside it ("What is the profession of the author of
-        Blowback?"), or None: of the titles whose words the question holds (``NAMED_COVERAGE`` of their weight at
-        least, rare words weighing more), the one whose held words weigh most, if they weigh ``NAMED_WEIGHT``
-        rare words' worth (a common word such as "Pink" alone is no product's name)."""
+        Blowback?"), or None: of the titles (or titles before their subtitle: people name a book so) whose every
+        word but scaffolding the question holds, in the title's order, the one whose words weigh most, if they
+        weigh a rare word's worth (a common word such as "Pink" alone is no product's name). A title named in
+        part is not enough: "A Day in the Life of China" is not "A Day in the Life of Italy"."""
         rare = math.log((self.n + 1) / (max(NAMED_DF, self.n / NAMED_SHARE) + 0.5))  # a title word as rare as this
-        best, best_key = None, (0.0, 0.0)
+        best, best_weight = None, 0.0
         for rowid, title in titles.items():
-            for name in {title, main_title(title)}:  # people name a book by its title before the subtitle
-                t_list, hit_t, _ = self.hits(read[rowid], name)
-                weight = {t: self._idf(df, t) for t in set(t_list) if t not in SCAFFOLDING or t in hit_t}
-                total = sum(weight.values())
-                held = sum(w for t, w in weight.items() if t in hit_t)
-                key = (held, held / total if total else 0.0)
-                if total and key[1] >= NAMED_COVERAGE and held >= NAMED_WEIGHT * rare and key > best_key:
-                    best, best_key = rowid, key
+            asked = read[rowid]
+            for name in {title, *main_titles(title)}:
+                t_list, hit_t, _ = self.hits(asked, name)
+                named = [t for t in t_list if t not in SCAFFOLDING]
+                if all(t.isdigit() for t in named):
+                    continue  # "1849-50 (…)": a number is no name
+                if not named or not set(named) <= hit_t or not self.in_order(asked, named):
+                    continue
+                weight = sum(self._idf(df, t) for t in set(named))
+                if weight >= rare and weight > best_weight:
+                    best, best_weight = rowid, weight
         return best
+
+    @staticmethod
+    def in_order(question: list[str], named: list[str]) -> bool:
+        """Whether the question names the title's words as one phrase, in the title's order, with nothing but
+        scaffolding between them ("Southwest: The Beautiful Cookbook" is not "Southwest Cookbook"); a word one
+        edit away (a typo) counts."""
+        from rapidfuzz.distance import OSA
+
+        def same(q: str, t: str) -> bool:
+            return q == t or (len(q) >= 5 and len(t) >= 5 and OSA.distance(q, t) <= 1)
+
+        for start, word in enumerate(question):
+            if not same(word, named[0]):
+                continue
+            k, i = 1, start + 1
+            while k < len(named) and i < len(question) and (same(question[i], named[k]) or question[i] in SCAFFOLDING):
+                k, i = k + (same(question[i], named[k])), i + 1
+            if k == len(named):
+                return True
+        return False
 
     def suggest(self, text: str, k: int = 8) -> list[str]:
         """Up to ``k`` catalog titles for what has been typed so far (the last word may be unfinished)."""
