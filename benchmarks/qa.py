@@ -36,6 +36,16 @@ DEFAULT_QA = ROOT.parent / "shared" / "real_dev" / "qa_dev.jsonl"
 SCORED_AS_FACT = {"fact", "typed"}
 
 
+def commit() -> str:
+    """The code that ran: HEAD, and "+changes" when the work tree differed from it."""
+    import subprocess
+
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                           cwd=ROOT).stdout.strip()
+    return head + ("+changes" if dirty else "")
+
+
 def share(flags: list[bool]) -> float | None:
     return round(sum(flags) / len(flags), 4) if flags else None
 
@@ -100,6 +110,8 @@ def main(argv=None) -> None:
     ap.add_argument("--keep", help="scratch folder for the training run (benchmarks.recall --keep)")
     ap.add_argument("--reuse", help="a folder a benchmarks.recall (or this) run left: train nothing")
     ap.add_argument("-S", "--set", action="append", default=[], help="params override, e.g. train.seed=43")
+    ap.add_argument("--skip-base", action="store_true", help="no in-pipeline evaluation of the base model (recipe "
+                    "sweeps); its answers through ask are still recorded")
     ap.add_argument("--result", default=str(ROOT / "benchmarks" / "results" / "qa.json"))
     args = ap.parse_args(argv)
 
@@ -117,7 +129,8 @@ def main(argv=None) -> None:
     if not args.reuse:
         if not args.keep:
             ap.error("--keep DIR (a new run) or --reuse DIR")
-        recall.main(["--keep", args.keep, "--skip-typed", *sum((["-S", s] for s in args.set), []),
+        recall.main(["--keep", args.keep, "--skip-typed", *(["--skip-base"] if args.skip_base else []),
+                     *sum((["-S", s] for s in args.set), []),
                      "--result", str(work / "recall.json")])
     prm = work / "params.yaml"
     d = work / "data"
@@ -152,7 +165,8 @@ def main(argv=None) -> None:
         for the_set in ("seen", "unseen"):
             results[f"{model}/{the_set}"] = summarise([a for a in answers if a["model"] == model and a["set"] == the_set])
     doc = json.loads(prm.read_text())
-    result = {"cpu_flags": cpu_flags(), "overrides": args.set, "qa": Path(args.qa).name,
+    result = {"commit": commit(), "date": time.strftime("%Y-%m-%d"), "cpu_flags": cpu_flags(), "overrides": args.set,
+              "qa": Path(args.qa).name,
               "recipe": {f"{s}.{k}": doc[s][k] for s, keys in recall.RECIPE.items() for k in keys},
               "template_tokens": json.loads((work / "metrics" / "template.json").read_text())["train"],
               "summary": results, "answers": answers}

@@ -266,7 +266,7 @@ class Catalog:
         if not ranked:
             return None, 0.0
         if ranked[0][0] < MIN_SCORE:  # no title and question name each other: is a title named inside the question?
-            inside = self.named_inside(read, titles, df)
+            inside = self.named_inside(asked, titles, df)
             if inside is None:
                 return None, ranked[0][0]
             ranked = [next(r for r in ranked if r[1] == inside)]
@@ -281,22 +281,21 @@ class Catalog:
         title, content = self.db.execute("SELECT title, content FROM products WHERE id = ?", (best,)).fetchone()
         return Match(title, content, best_score, others), best_score
 
-    def named_inside(self, read: dict[int, list[str]], titles: dict[int, str], df: dict[str, int]) -> int | None:
+    def named_inside(self, asked: list[str], titles: dict[int, str], df: dict[str, int]) -> int | None:
         """The candidate whose title a longer question names inside it ("What is the profession of the author of
         Blowback?"), or None: of the titles (or titles before their subtitle: people name a book so) whose every
         word but scaffolding the question holds, in the title's order, the one whose words weigh most, if they
         weigh a rare word's worth (a common word such as "Pink" alone is no product's name). A title named in
-        part is not enough: "A Day in the Life of China" is not "A Day in the Life of Italy"."""
+        part is not enough: "A Day in the Life of China" is not "A Day in the Life of Italy". ``asked``: the question's
+        words as typed (no typo fixes: "looking" is not "cooking")."""
         rare = math.log((self.n + 1) / (max(NAMED_DF, self.n / NAMED_SHARE) + 0.5))  # a title word as rare as this
         best, best_weight = None, 0.0
         for rowid, title in titles.items():
-            asked = read[rowid]
             for name in {title, *main_titles(title)}:
-                t_list, hit_t, _ = self.hits(asked, name)
-                named = [t for t in t_list if t not in SCAFFOLDING]
+                named = [t for t in words(name) if t not in SCAFFOLDING]
                 if all(t.isdigit() for t in named):
                     continue  # "1849-50 (…)": a number is no name
-                if not named or not set(named) <= hit_t or not self.in_order(asked, named):
+                if not self.in_order(asked, named):
                     continue
                 weight = sum(self._idf(df, t) for t in set(named))
                 if weight >= rare and weight > best_weight:
@@ -306,19 +305,14 @@ class Catalog:
     @staticmethod
     def in_order(question: list[str], named: list[str]) -> bool:
         """Whether the question names the title's words as one phrase, in the title's order, with nothing but
-        scaffolding between them ("Southwest: The Beautiful Cookbook" is not "Southwest Cookbook"); a word one
-        edit away (a typo) counts."""
-        from rapidfuzz.distance import OSA
-
-        def same(q: str, t: str) -> bool:
-            return q == t or (len(q) >= 5 and len(t) >= 5 and OSA.distance(q, t) <= 1)
-
+        scaffolding between them ("Southwest: The Beautiful Cookbook" is not "Southwest Cookbook"), spelt as the
+        title spells them (a typo is the F-score's to read)."""
         for start, word in enumerate(question):
-            if not same(word, named[0]):
+            if word != named[0]:
                 continue
             k, i = 1, start + 1
-            while k < len(named) and i < len(question) and (same(question[i], named[k]) or question[i] in SCAFFOLDING):
-                k, i = k + (same(question[i], named[k])), i + 1
+            while k < len(named) and i < len(question) and (question[i] == named[k] or question[i] in SCAFFOLDING):
+                k, i = k + (question[i] == named[k]), i + 1
             if k == len(named):
                 return True
         return False

@@ -16,7 +16,7 @@ from .template import encode
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-READ_TOKENS = 48  # an evaluated reading's length limit: a short answer ends long before; a rambling one is cut here
+READ_TOKENS = 32  # an evaluated reading's length limit: a short answer ends long before; a rambling one is cut here
 
 
 def answer_questions(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: dict[str, list[dict]],

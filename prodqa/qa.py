@@ -80,7 +80,8 @@ def asked(title: str, content: str, others: list[dict], rng: random.Random) -> l
     return [next(p for p in made if p.kind == kind) for kind in KINDS if any(p.kind == kind for p in made)]
 
 
-KIND_SHARE = {"fact": 0.7, "unanswerable": 0.15, "yesno": 0.15}  # how often a training pair is of each kind
+KIND_SHARE = {"fact": 0.65, "unanswerable": 0.15, "yesno": 0.2}  # how often a training pair is of each kind
+ALONE_UNANSWERABLE = 0.25  # a product whose description answers none of the questions made gets one this often
 HELDOUT = -1  # the phrasing of a typed question that training never uses: evaluate asks it
 # Words of any question, which say nothing about where in a description its answer is.
 QUESTION_WORDS = {"a", "an", "the", "of", "in", "on", "at", "to", "for", "by", "and", "or", "is", "are", "was", "were",
@@ -160,22 +161,45 @@ def echo(sentence: str, rng: random.Random) -> tuple[str, str] | None:
     return asked[0].upper() + asked[1:], span
 
 
+def claim(sentence: str, others: list[dict], rng: random.Random) -> Pair | None:
+    """A yes/no question whether the description says what ``sentence`` says: true as it stands, or false with one
+    of its spans changed (a number or year moved, a name swapped for a name of another product's description)."""
+    if not 5 <= len(sentence.split()) <= MAX_ECHO_WORDS or BOILERPLATE.search(sentence):
+        return None
+    said = sentence.strip().rstrip(".!?;:,\"” ")
+    asked = lambda text: f"Is it true that {text[0].lower()}{text[1:]}?"  # noqa: E731
+    if rng.random() < 0.5:
+        return Pair("yesno", asked(said), "Yes.", "claim")
+    spans = [(m, "number") for m in re.finditer(r"\b\d{1,4}\b", said)]
+    names = [n for o in others for n in re.findall(_NAME, o["content"])]
+    spans += [(m, "name") for m in re.finditer(rf"(?<!^)\b({_NAME})", said)] if names else []
+    if not spans:
+        return None
+    m, kind = rng.choice(spans)
+    other = str(int(m.group(0)) + rng.randint(2, 9)) if kind == "number" else rng.choice(names)
+    if other in said:
+        return None
+    return Pair("yesno", asked(said[:m.start()] + other + said[m.end():]), "No.", "claim")
+
+
 def pairs(title: str, content: str, others: list[dict], rng: random.Random, n: int, heldout: bool = False) -> list[Pair]:
     """Up to ``n`` question–answer pairs about one product, of every kind, in a seeded order.
 
     ``others`` (other products' {content}) give a yes/no question its false value. Training phrasings
-    (``heldout`` False) are all but the last of each typed fact's; ``heldout`` asks the last alone."""
+    (``heldout`` False) are all but the last of each typed fact's; ``heldout`` asks the last alone. For training, a
+    description that answers none of the questions made gets its unanswerable one ``ALONE_UNANSWERABLE`` of the time."""
     found = facts(content)
     choose = (lambda asks: len(asks) - 1) if heldout else (lambda asks: rng.randrange(len(asks) - 1))
     out: list[Pair] = []
     for fact, value in found.items():
         q, a = typed_question(fact, value, title, choose(TYPED[fact][1]))
         out.append(Pair("fact", q, a, fact))
-    if not heldout:  # echo questions teach reading; evaluation asks people's kinds of question alone
+    if not heldout:  # echo questions and claims teach reading; evaluation asks people's kinds of question alone
         for s in rng.sample(sentences(content), min(3, len(sentences(content)))):
             asked = echo(s, rng)
             if asked:
                 out.append(Pair("fact", *asked, "echo"))
+            out.extend([checked] if (checked := claim(s, others, rng)) else [])
     missing = [f for f in TYPED if f not in found and f != "count"]
     if missing:
         fact = rng.choice(missing)
@@ -183,6 +207,8 @@ def pairs(title: str, content: str, others: list[dict], rng: random.Random, n: i
     else:
         out.append(Pair("unanswerable", UNANSWERED[choose(UNANSWERED)].format(title=title), NOT_SAID, "price"))
     out.extend(yesno(title, found, others, rng, heldout))
+    if not heldout and all(p.kind == "unanswerable" for p in out) and rng.random() >= ALONE_UNANSWERABLE:
+        return []  # else "does not say" would be a third of what the model reads, and its answer when unsure
     by_kind = {kind: [p for p in out if p.kind == kind] for kind in KIND_SHARE}
     for pool in by_kind.values():
         rng.shuffle(pool)

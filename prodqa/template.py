@@ -126,8 +126,8 @@ def window(content: str, answer: str, chars: int) -> str:
 
 
 def reading(rows: list[dict], p: Template) -> list[dict]:
-    """``template.qa_per_product`` reading examples per product: a question about its description (prodqa.qa, seeded
-    by title) answered in a few words, with the description (:func:`window`) in the prompt."""
+    """Up to ``template.qa_per_product`` reading examples per product: a question about its description (prodqa.qa,
+    seeded by title) answered in a few words, with the description (:func:`window`) in the prompt."""
     from .qa import NOT_SAID, pairs
 
     examples = []

@@ -150,5 +150,5 @@ def test_only_a_whole_rare_title_named_as_one_phrase_counts_as_named_inside(tmp_
     catalog = _catalog(tmp_path, [*INSIDE, *(f"Pink Thing {i}" for i in range(40))])
     titles = dict(catalog.db.execute("SELECT rowid, title FROM products"))
     df = catalog._df({w for t in titles.values() for w in words(t)})
-    found = catalog.named_inside({rowid: words(question) for rowid in titles}, titles, df)
+    found = catalog.named_inside(words(question), titles, df)
     assert (titles[found] if found else None) == named
