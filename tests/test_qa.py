@@ -46,9 +46,13 @@ def test_pairs_are_seeded_of_every_kind_and_the_heldout_phrasing_is_never_traine
     assert yes_no == {"Yes.", "No."}  # true with its own fact, false with another product's
 
 
-def test_a_description_without_facts_still_gets_an_unanswerable_question():
-    (pair,) = qa.pairs("Plain", "A plain thing that is nice to have around.", [], random.Random(0), 3)
+def test_a_description_without_facts_gets_an_unanswerable_question_in_evaluation_and_now_and_then_in_training():
+    plain = "A plain thing."
+    (pair,) = qa.asked("Plain", plain, [], random.Random(0))
     assert pair.kind == "unanswerable" and pair.answer == qa.NOT_SAID
+    trained = [qa.pairs("Plain", plain, [], random.Random(s), 3) for s in range(400)]
+    assert all(ps == [] or [p.kind for p in ps] == ["unanswerable"] for ps in trained)
+    assert sum(bool(ps) for ps in trained) / 400 == pytest.approx(qa.ALONE_UNANSWERABLE, abs=0.06)
 
 
 def test_squad_normalisation_exact_match_and_token_f1():
