@@ -21,15 +21,16 @@ READ_TOKENS = 32  # an evaluated reading's length limit: a short answer ends lon
 
 def answer_questions(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: dict[str, list[dict]],
                      p: Evaluate, gp: Generate, tp: Template, bar=None) -> dict[str, tuple[dict, list[dict]]]:
-    """Questions about each evaluated product (prodqa.qa.asked: a fact, a yes/no and an unanswerable one, in
-    phrasings training never uses), answered as ``ask`` answers them (prodqa.route): read from the model's own
-    recitation (``records``' answers, from :func:`evaluate_sets`) when it is sure of it and it is this product's
-    (``recalls_another`` None), else from the stored description; scored as SQuAD is, per kind (prodqa.qa).
-    All sets' readings share the decoder's batches."""
+    """Questions about the first ``evaluate.qa_examples`` products of each set (prodqa.qa.asked: a fact, a yes/no
+    and an unanswerable one, in phrasings training never uses), answered as ``ask`` answers them (prodqa.route):
+    read from the model's own recitation (``records``' answers, from :func:`prodqa.evaluate.evaluate_sets`) when it
+    is sure of it and it is this product's (``recalls_another`` None), else from the stored description; scored as
+    SQuAD is, per kind (prodqa.qa). All sets' readings share the decoder's batches."""
     import random
 
     asks = []  # (set, record, pair, source, evidence)
     for name, rs in records.items():
+        rs = rs[:p.qa_examples]
         for k, r in enumerate(rs):
             others = [{"content": o["reference"]} for o in rs[k + 1:] + rs[:k]]
             rng = random.Random(f"{tp.seed}:asked:{r['title']}")

@@ -241,6 +241,8 @@ class Evaluate(Section):
     unseen_examples: int = Field(ge=0, description="Test products (never trained on) asked.")
     typed_examples: int = Field(ge=0, description="Trained products asked each way people type a name (lower case, "
                                 "part of it, a typo, a free phrasing): stage evaluate_typed, fine-tuned model only.")
+    qa_examples: int = Field(ge=0, description="Products of each set asked questions about them (a fact, a yes/no "
+                             "and an unanswerable one), read as ask reads them (prodqa.evaluate_qa).")
     batch_size: int = Field(gt=0, description="Questions generated together.")
 
 
