@@ -1,18 +1,20 @@
-"""``python -m prodqa ask "What is Girls Ballet Tutu Neon Pink?"``: an answer that says where it comes from.
+"""``python -m prodqa ask "Who wrote Blue Lightning?"``: the question asked, answered, saying where it comes from.
 
 The product is looked up in the catalog first (``data/catalog/catalog.sqlite``), and the fine-tuned model
-is asked about it by the catalog's spelling of its title, however the question typed it. Once the answer's
-first tokens are known (``generate.CONFIDENCE_TOKENS``) so is its confidence. At or above
-``generate.min_confidence`` the answer goes on, **from memory**, unless it opens as another trained
-product's description (``prodqa.learned``: a series' sibling). Else it is dropped unseen and the model
-answers **from the catalog**, grounded on the stored description; a product in neither gets **not in the
-catalog** and no invented description. A question that fits several catalog products as well (a name typed in
-part that begins several titles) is answered with the question back: which one? The source and the confidence
-are printed first (to stderr).
+recites its description closed-book, asked by the catalog's spelling of its title, however the question typed
+it. Once the recitation's first tokens are known (``generate.CONFIDENCE_TOKENS``) so is its confidence, and
+``prodqa.route`` decides: at or above ``generate.min_confidence``, and unless it opens as another trained
+product's description (``prodqa.learned``: a series' sibling), **from memory**; else **from the catalog**'s stored
+description; a product in neither gets **not in the catalog** and no invented description. A question that asks
+for the description ("What is X?") gets that description; any other ("Who wrote X?") the model's reading of it
+in a few words (recite, then read), or "The description does not say.", with the description it was read from
+under it. A question that fits several catalog products as well (a name typed in part that begins several
+titles) is answered with the question back: which one? The source and the confidence are printed first, and
+the description read from last (to stderr).
 
 ``--memory`` always answers closed-book and ``--grounded`` always reads the catalog's description, whatever the
-question (for comparisons: the page's panels). By
-default the q8_0 GGUF runs in llama.cpp; ``--hf`` uses the merged transformers model instead.
+question (for comparisons: the page's panels). By default the q8_0 GGUF runs in llama.cpp; ``--hf`` uses the
+merged transformers model instead.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from . import route as route_
 from .catalog import MIN_SCORE, Catalog, Match
 from .files import DataError
 from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, load_hf, stream_gguf, stream_hf
 from .learned import Learned
-from . import route as route_
 from .params import Generate, Template
 from .template import prompt
 

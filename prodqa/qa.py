@@ -83,10 +83,6 @@ def asked(title: str, content: str, others: list[dict], rng: random.Random) -> l
 KIND_SHARE = {"fact": 0.65, "unanswerable": 0.15, "yesno": 0.2}  # how often a training pair is of each kind
 ALONE_UNANSWERABLE = 0.25  # a product whose description answers none of the questions made gets one this often
 HELDOUT = -1  # the phrasing of a typed question that training never uses: evaluate asks it
-# Words of any question, which say nothing about where in a description its answer is.
-QUESTION_WORDS = {"a", "an", "the", "of", "in", "on", "at", "to", "for", "by", "and", "or", "is", "are", "was", "were",
-                  "do", "does", "did", "what", "who", "whom", "whose", "which", "when", "where", "why", "how", "many",
-                  "much", "it", "its", "this", "that", "with", "from", "as", "be", "has", "have", "had", "s"}
 BOILERPLATE = re.compile(r"Copyright|All rights reserved|--This text", re.I)  # no question about a publisher's notice
 MAX_ECHO_WORDS = 40  # longer "sentences" are run-ons of a description that lost its spaces: no question
 WH = {"name": "who", "number": "how many", "year": "what year", "quote": "what"}  # an echo question's wh-word by span
@@ -103,28 +99,6 @@ class Pair:
 def sentences(text: str) -> list[str]:
     """The description's sentences (a simple split: ends of sentences before a capital letter or a quote)."""
     return [s.strip() for s in re.split(r"(?<=[a-z0-9)][.!?])[\"”]?\s*(?=[\"“A-Z])", text) if len(s.strip()) > 3]
-
-
-def focus(question: str, text: str, chars: int) -> str:
-    """The sentences of ``text`` a question is about, in their order, within about ``chars`` characters (all of
-    ``text`` when it is that short, or ``chars`` is 0): those sharing the most of the question's rarer words
-    first (the words of few sentences weigh more), so a small reader reads a few sentences, not a whole blurb."""
-    import math
-
-    parts = sentences(text)
-    if not chars or len(text) <= chars or len(parts) < 2:
-        return text
-    stem = lambda w: w[:-1] if len(w) > 3 and w.endswith("s") else w  # noqa: E731  "recipes" ~ "recipe"
-    bags = [{stem(w) for w in re.findall(r"\w+", s.lower())} for s in parts]
-    asked = {stem(w) for w in re.findall(r"\w+", question.lower())} - QUESTION_WORDS
-    weight = {w: math.log(1 + len(parts) / sum(w in b for b in bags)) for w in asked if any(w in b for b in bags)}
-    score = [sum(weight.get(w, 0.0) for w in b) for b in bags]
-    kept: set[int] = set()
-    for i in sorted(range(len(parts)), key=lambda i: (-score[i], i)):  # the best first; ties: the earlier
-        if len(" ".join(parts[j] for j in sorted(kept | {i}))) > chars:
-            break
-        kept.add(i)
-    return " ".join(parts[j] for j in sorted(kept)) if kept else parts[0][:chars]
 
 
 def facts(content: str) -> dict[str, str]:
