@@ -180,8 +180,10 @@ class Answerer:
                 self._route(answers, streams, match, overview)
                 main = answers["main"]
                 if main.source == "reader" and "reader" not in answers and "tuned" not in streams:
-                    # recite, then read: the fine-tuned model reads its finished recitation for the answer
-                    answers["reader"], main.evidence = Answer(), answers["tuned"].text
+                    # recite, then read: the fine-tuned model reads its finished recitation for the answer, timed
+                    # from the question (the recitation is part of the wait)
+                    answers["reader"] = Answer(started=answers["tuned"].started)
+                    main.evidence = answers["tuned"].text
                     streams["reader"] = stream_gguf(self.models["tuned"], route.answer_prompt(
                         question, found or question, main.evidence, self.tp), self.gp)
                 if main.source in answers:  # the routed answer is the chosen panel's, as it streams

@@ -480,6 +480,7 @@ def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tupl
         trainer.frozen_layers.restore()
         trainer.frozen_layers = None
     summary = {"backend": backend, "compiled": trainer.args.torch_compile, "steps": trainer.state.global_step,
+               "examples": len(trainer.train_dataset),  # TRL drops those truncated to no answer token
                "train_loss": result.training_loss, "eval_loss": final_eval["eval_loss"], "runtime_s": elapsed,
                "resumed_from": str(resume.path) if resume else None,
                "processes": trainer.args.world_size}

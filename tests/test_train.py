@@ -468,8 +468,10 @@ def test_planned_steps_are_the_steps_the_trainer_takes(tiny_model, tiny_run):
     p, tp, data, out = tiny_run
     p = p.model_copy(update={"max_steps": -1, "num_train_epochs": 1.5, "gradient_accumulation_steps": 2,
                              "save_steps": 100, "eval_steps": 100})
-    examples = sum(1 for _ in open(Path(data) / "train.jsonl"))
+    lines = sum(1 for _ in open(Path(data) / "train.jsonl"))
     summary = train.train(train.Paths.of(base=tiny_model, data=data, **out), p, tp)
+    examples = summary["examples"]  # at max_seq_len 64 a reading example's answer is cut off, and TRL drops it
+    assert 0 < examples <= lines
     assert summary["steps"] == train.planned_steps(p, examples) == math.ceil(math.ceil(examples / 4) * 1.5)
     assert train.planned_steps(p.model_copy(update={"max_steps": 7}), examples) == 7
 
