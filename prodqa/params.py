@@ -102,6 +102,8 @@ class Sample(Section):
     length_buckets: list[int] = Field(min_length=1, description="Description-length bucket edges.")
     val_frac: float = Field(ge=0, lt=1)
     test_frac: float = Field(ge=0, lt=1)
+    near_duplicate: float = Field(gt=0, le=1, description="Rows whose descriptions' word 3-shingles are at least this "
+                                  "alike (Jaccard) share a split, like identical ones (1.0: identical only).")
 
     @model_validator(mode="after")
     def _check(self) -> "Sample":

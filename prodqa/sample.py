@@ -2,13 +2,15 @@
 
 Reads the ``clean`` Parquet file; writes ``train``, ``validation`` and ``test`` Parquet files and counts.
 Stratifying by description length makes short and long descriptions both appear however skewed the
-catalog is. Splitting assigns whole products to a split: rows that share a normalised title, or share their
-description (a series' one blurb under several titles: 116 of 1,001 real records), land in the same split, so
-no "unseen" test product's description was trained on under another title.
+catalog is. Splitting assigns whole products to a split: rows that share a normalised title, share their
+description (a series' one blurb under several titles: 116 of 1,001 real records), or have near-identical
+descriptions (``sample.near_duplicate``: "Mog in the Dark" / "Mog on Fox Night") land in the same split, so no
+"unseen" test product's description was trained on under another title.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -37,8 +39,39 @@ def stratified_indices(lengths: np.ndarray, p: Sample, rng: np.random.Generator)
     return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=np.int64)
 
 
-def product_groups(titles: list[str], contents: list[str]) -> np.ndarray:
-    """A group number per row: rows linked by a shared title key or a shared description are one group."""
+SHINGLE_WORDS = 3  # a description's word shingles: its runs of three words, lower-cased
+LSH_THRESHOLD = 0.3  # MinHash LSH candidates well below the Jaccard asked for, so few near pairs slip past it
+NUM_PERM = 128
+
+
+def shingles(text: str) -> set[str]:
+    """The word shingles of ``text`` (a text shorter than a shingle is one shingle of all its words)."""
+    words = re.findall(r"\w+", text.lower())
+    return {" ".join(words[i:i + SHINGLE_WORDS]) for i in range(max(len(words) - SHINGLE_WORDS + 1, 1))}
+
+
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def near_duplicates(contents: list[str], threshold: float) -> list[tuple[int, int]]:
+    """Pairs (i < j) of rows whose descriptions' word shingles have a Jaccard similarity of at least ``threshold``:
+    candidates from datasketch's MinHash LSH, each confirmed on the shingles themselves."""
+    from datasketch import MinHash, MinHashLSH
+
+    sets = [shingles(c) for c in contents]
+    hashes = MinHash.bulk([[s.encode() for s in x] for x in sets], num_perm=NUM_PERM, seed=1)
+    lsh = MinHashLSH(threshold=min(LSH_THRESHOLD, threshold), num_perm=NUM_PERM)
+    pairs = []
+    for i, h in enumerate(hashes):
+        pairs += [(j, i) for j in lsh.query(h) if jaccard(sets[i], sets[j]) >= threshold]
+        lsh.insert(i, h)
+    return sorted(pairs)
+
+
+def product_groups(titles: list[str], contents: list[str], near_duplicate: float = 1.0) -> np.ndarray:
+    """A group number per row: rows linked by a shared title key, a shared description, or (below 1.0) by
+    descriptions at least ``near_duplicate`` alike (``near_duplicates``) are one group."""
     parent = list(range(len(titles)))
 
     def root(i: int) -> int:
@@ -51,13 +84,15 @@ def product_groups(titles: list[str], contents: list[str]) -> np.ndarray:
         first: dict[str, int] = {}
         for i, value in enumerate(column):
             parent[root(i)] = root(first.setdefault(value, i))
+    if near_duplicate < 1.0:
+        for i, j in near_duplicates(contents, near_duplicate):
+            parent[root(j)] = root(i)
     return np.array([root(i) for i in range(len(titles))], dtype=np.int64)
 
 
-def split_by_product(title_keys: list[str], contents: list[str], p: Sample, rng: np.random.Generator) -> np.ndarray:
-    """Assign each row a split index (0 train, 1 validation, 2 test); rows of one product (``product_groups``)
+def split_by_product(groups: np.ndarray, p: Sample, rng: np.random.Generator) -> np.ndarray:
+    """Assign each row a split index (0 train, 1 validation, 2 test); rows of one group (``product_groups``)
     share a split."""
-    groups = product_groups(title_keys, contents)
     unique, inverse = np.unique(groups, return_inverse=True)
     order = rng.permutation(len(unique))
     n_test = round(len(unique) * p.test_frac)
@@ -75,9 +110,11 @@ def sample(table: pa.Table, p: Sample) -> tuple[dict[str, pa.Table], dict]:
     idx = stratified_indices(lengths, p, rng)
     picked = table.take(pa.array(idx))
     contents = picked["content"].to_pylist()
-    split = split_by_product(title_key(picked["title"]).to_pylist(), contents, p, rng)
+    groups = product_groups(title_key(picked["title"]).to_pylist(), contents, p.near_duplicate)
+    split = split_by_product(groups, p, rng)
     parts = {name: picked.filter(pa.array(split == i)) for i, name in enumerate(SPLITS)}
     shared = pc.is_in(picked["content"], pa.array([c for c, n in Counter(contents).items() if n > 1], pa.string()))
+    _, group_of, group_sizes = np.unique(groups, return_inverse=True, return_counts=True)
     edges = [0, *p.length_buckets]
     buckets = np.digitize(lengths[idx], p.length_buckets)
     metrics = {
@@ -85,6 +122,7 @@ def sample(table: pa.Table, p: Sample) -> tuple[dict[str, pa.Table], dict]:
         "sampled": int(len(idx)),
         **{f"{name}_rows": t.num_rows for name, t in parts.items()},
         "shared_description_rows": int(pc.sum(shared).as_py() or 0),  # kept together in one split
+        "grouped_rows": int((group_sizes[group_of] > 1).sum()),  # rows sharing a split with another product
         "by_length_bucket": {
             (f">={edges[b]}" if b == len(edges) - 1 else f"{edges[b]}-{edges[b + 1] - 1}"): int((buckets == b).sum())
             for b in range(len(edges))
