@@ -1,11 +1,65 @@
-"""Benchmark scripts: each measures one speed target and records its result under benchmarks/results/."""
+"""Benchmark scripts: each measures one target and records its result (``record``).
+
+A result lands twice: in full in its own JSON file under benchmarks/results/ (what docs link to), and as one
+line of the results table, benchmarks/results/runs.jsonl (``python -m benchmarks.table`` renders it), which says
+which code ran it, when, on which CPU and with which command, beside its figures (per-example lists left in the
+JSON file).
+"""
 
 import json
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = RESULTS / "runs.jsonl"
+LONG_LIST = 20  # a list of more dicts than this is per-example detail: kept in the JSON file, not in the table
 
-def record(result: dict, path: str | Path) -> None:
-    """Print the result and keep it as JSON, so the figure quoted in docs/benchmarks.md has a source."""
+
+def commit() -> str:
+    """The code that ran: HEAD, and "+changes" when the work tree differed from it."""
+    def git(*a):
+        return subprocess.run(["git", *a], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def cpu() -> dict:
+    """The CPU kind: its model name and the flags that pick the code path (AMX, AVX-512; none: AVX2 only)."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    return {"model": name.group(1).strip() if name else "unknown",
+            "flags": sorted(set(re.findall(r"\b(amx\w*|avx512\w*)\b", text)))}
+
+
+def provenance() -> dict:
+    module = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "?"
+    return {"commit": commit(), "date": time.strftime("%Y-%m-%d"), "cpu": cpu(),
+            "command": " ".join([f"python -m benchmarks.{module}", *sys.argv[1:]])}
+
+
+STARTED = provenance()  # as the run began: the code may be committed on while a long benchmark runs
+
+
+def figures(value):
+    """``value`` without its per-example lists (more than LONG_LIST dicts)."""
+    if isinstance(value, dict):
+        return {k: figures(v) for k, v in value.items()
+                if not (isinstance(v, list) and len(v) > LONG_LIST and all(isinstance(x, dict) for x in v))}
+    return value
+
+
+def record(result: dict, path: str | Path, final: bool = True) -> None:
+    """Print the result and keep it as JSON at ``path``; a ``final`` one also becomes a line of the results table."""
+    result = {**STARTED, **result}
     print(json.dumps(result, indent=2))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(result, indent=2) + "\n")
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    if final:
+        name = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+        with RUNS.open("a") as table:
+            table.write(json.dumps({"benchmark": path.stem, "file": name, **figures(result)}) + "\n")

@@ -128,7 +128,7 @@ def main(argv=None) -> None:
                         "validation_loss": run["summary"]["validation_loss"], "cost": run["summary"]["cost"],
                         "tokens_per_s": run["train"]["train"].get("tokens_per_s"),
                         "stage_seconds": run["stage_seconds"], "knowledge": stored_bits(work, work / "params.yaml")}
-        record({"points": [points[k] for k in sorted(points)]}, args.result)  # after every size
+        record({"points": [points[k] for k in sorted(points)]}, args.result, final=size == max(points))  # after every size
     if args.stages != "data":
         plot([points[k] for k in sorted(points)], Path(args.plot))
 

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from benchmarks import record
-from benchmarks.train_throughput import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +60,7 @@ def main(argv=None) -> None:
     best = fp32 if chosen == "fp32" else rate(precision.dtype(chosen), ids, p.batch_size)[0]  # fp32: measured above
     single = rate(precision.dtype(chosen), ids[: args.single], 1)[0]
     result = {"prompts": len(ids), "max_new_tokens": gp.max_new_tokens, "batch_size": p.batch_size, "chosen": chosen,
-              "cpu_flags": cpu_flags(), "attention": generate.attention(precision.device()),
+              "attention": generate.attention(precision.device()),
               "batched_fp32_tokens_per_s": round(fp32, 1), f"batched_{chosen}_tokens_per_s": round(best, 1),
               f"one_at_a_time_{chosen}_tokens_per_s": round(single, 1),
               "precision_speedup": round(best / fp32, 2),

@@ -29,21 +29,10 @@ import time
 from pathlib import Path
 
 from benchmarks import record
-from benchmarks.train_throughput import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_QA = ROOT.parent / "shared" / "real_dev" / "qa_dev.jsonl"
 SCORED_AS_FACT = {"fact", "typed"}
-
-
-def commit() -> str:
-    """The code that ran: HEAD, and "+changes" when the work tree differed from it."""
-    import subprocess
-
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                           cwd=ROOT).stdout.strip()
-    return head + ("+changes" if dirty else "")
 
 
 def share(flags: list[bool]) -> float | None:
@@ -165,7 +154,7 @@ def main(argv=None) -> None:
         for the_set in ("seen", "unseen"):
             results[f"{model}/{the_set}"] = summarise([a for a in answers if a["model"] == model and a["set"] == the_set])
     doc = json.loads(prm.read_text())
-    result = {"commit": commit(), "date": time.strftime("%Y-%m-%d"), "cpu_flags": cpu_flags(), "overrides": args.set,
+    result = {"overrides": args.set,
               "qa": Path(args.qa).name,
               "recipe": {f"{s}.{k}": doc[s][k] for s, keys in recall.RECIPE.items() for k in keys},
               "template_tokens": json.loads((work / "metrics" / "template.json").read_text())["train"],

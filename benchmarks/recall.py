@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from benchmarks import record
-from benchmarks.train_throughput import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RAW = ROOT.parent / "shared" / "real_dev" / "trn_dev.jsonl"
@@ -130,13 +129,10 @@ def main(argv=None) -> None:
     summary["cost"] = cost(doc, json.loads((m / "template.json").read_text()), json.loads((m / "sample.json").read_text()),
                            trained, times["train"])
     recipe = {f"{section}.{key}": doc[section][key] for section, keys in RECIPE.items() for key in keys}
-    cpu = cpu_flags()
-    result = {"raw": Path(args.raw).name, "cpu_flags": cpu, "overrides": args.set, "recipe": recipe, "summary": summary, "scores": scores,
+    result = {"raw": Path(args.raw).name, "overrides": args.set, "recipe": recipe, "summary": summary, "scores": scores,
               "train": {k: trained.get(k) for k in ("step", "eval", "train")}, "stage_seconds": times,
               "products": json.loads((m / "sample.json").read_text())}
     record(result, args.result)
-    with open(Path(args.result).with_name("recall_runs.jsonl"), "a") as f:
-        f.write(json.dumps({"cpu_flags": cpu, "overrides": args.set, "recipe": recipe, "summary": summary, "stage_seconds": times}) + "\n")
     print(f"scratch folder: {work}")
 
 

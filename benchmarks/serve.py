@@ -9,11 +9,12 @@ Catalog lookup at the real catalog's size is benchmarks/lookup.py.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
 from pathlib import Path
+
+from benchmarks import record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,11 +55,7 @@ def main(argv=None) -> None:
     ap.add_argument("--result", default=str(ROOT / "benchmarks" / "results" / "serve.json"))
     args = ap.parse_args(argv)
     os.chdir(ROOT)
-    cpu = sorted(set(w for line in open("/proc/cpuinfo") if line.startswith("flags") for w in line.split()
-                     if w.startswith(("amx", "avx512"))))
-    result = {"cpu_flags": cpu, "first_token": first_token(args)}
-    Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    record({"first_token": first_token(args)}, args.result)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 from benchmarks import record
-from benchmarks.train_throughput import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +83,7 @@ def main(argv=None) -> None:
                 tokens += int(batch["attention_mask"].sum())
     rate = {k: round(tokens / s, 1) for k, s in spent.items()}
     name = args.name or "_".join(a.split("=")[0].split(".")[1] for a in args.b)
-    record({"a": args.a, "b": args.b, "cpu_flags": cpu_flags(), "precision": precision.resolve(base.precision, False),
+    record({"a": args.a, "b": args.b, "precision": precision.resolve(base.precision, False),
             "steps": args.steps, "tokens": tokens, "seconds": {k: round(s, 2) for k, s in spent.items()},
             "tokens_per_s": rate, "b_over_a": round(rate["b"] / rate["a"], 3), "data": args.data},
            str(ROOT / "benchmarks" / "results" / f"step_ab_{name}.json"))

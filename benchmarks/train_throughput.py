@@ -14,7 +14,6 @@ Target (issue 11): on a CPU with AMX-BF16, >= 3x the fp32 trainer as it was; on 
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -22,11 +21,6 @@ from pathlib import Path
 from benchmarks import record
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_flags() -> list[str]:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return sorted(set(re.findall(r"\b(amx\w*|avx512\w*)\b", text)))
 
 
 def matmul_peak(dtype, n: int = 1024, reps: int = 20) -> float:
@@ -104,7 +98,6 @@ def main(argv=None) -> None:
     flops_per_token = 6 * frozen + 12 * cfg.num_hidden_layers * cfg.hidden_size * tp.max_seq_len / 2
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     result = {
-        "cpu_flags": cpu_flags(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "per_device_train_batch_size": p.per_device_train_batch_size,
