@@ -1,7 +1,7 @@
 """Benchmark scripts: each measures one target and records its result (``record``).
 
 A result lands twice: in full in its own JSON file under benchmarks/results/ (what docs link to), and as one
-line of the results table, benchmarks/results/runs.jsonl (``python -m benchmarks.table`` renders it), which says
+line of the results table, benchmarks/results/runs.jsonl (no renderer yet: issue 56), which says
 which code ran it, when, on which CPU and with which command, beside its figures (per-example lists left in the
 JSON file).
 """
