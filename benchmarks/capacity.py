@@ -36,7 +36,8 @@ def stored_bits(work: Path, params_file: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prodqa import params, precision, template
-    from prodqa.evaluate import questions, reference_loss
+    from prodqa.evaluate import reference_loss
+    from prodqa.template import questions
 
     tp = params.load(params.Template, params_file)
     train_p = params.load(params.Train, params_file)

@@ -62,7 +62,7 @@ def main(argv=None) -> None:
     model = AutoModelForCausalLM.from_pretrained(run / "merged", dtype=precision.torch_dtype(gp.precision)).eval()
     logprobs, rouge, answers = {}, {}, {}
     for name, (rows, seen) in sets.items():
-        prompts = [template.encode(template.prompt(q, tp), tokenizer) for q in evaluate.questions(rows, tp, seen)]
+        prompts = [template.encode(template.prompt(q, tp), tokenizer) for q in template.questions(rows, tp, seen)]
         generated = generate.generate(model, tokenizer, prompts, gp, p.batch_size)
         logprobs[name] = [g.logprobs for g in generated]
         metrics, per = evaluate.score([g.text for g in generated], [r["content"] for r in rows])

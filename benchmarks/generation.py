@@ -35,14 +35,14 @@ def main(argv=None) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prodqa import evaluate, generate, params, precision, template
+    from prodqa import generate, params, precision, template
 
     p, tp = params.load(params.Evaluate, args.params), params.load(params.Template, args.params)
     gp = params.load(params.Generate, args.params).model_copy(update={"repetition_penalty": 1.0,
                                                                  "max_new_tokens": args.max_new_tokens})
     rows = pq.read_table(args.test, columns=["title"]).slice(0, args.prompts).to_pylist()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    ids = [template.encode(template.prompt(q, tp), tokenizer) for q in evaluate.questions(rows, tp, seen=False)]
+    ids = [template.encode(template.prompt(q, tp), tokenizer) for q in template.questions(rows, tp, seen=False)]
     chosen = precision.resolve(gp.precision, torch.cuda.is_available())
 
     def rate(dtype, prompts, batch_size, attention=None) -> tuple[float, list]:

@@ -5,7 +5,7 @@
 The catalog holds the real titles of ``--real`` among generated distractors (``--titles`` in all, the real
 file's count of products with a description). A distractor has 4-12 words: a third drawn from the real
 titles' own words (so real words collide, as "Pink" or "Ballet" do in the real catalog), the rest from a
-Zipf law over a 300k-word vocabulary. Every real title is asked exactly and in each way of prodqa.evaluate_typed
+Zipf law over a 300k-word vocabulary. Every real title is asked exactly and in each way of prodqa.typed
 (lower case, partial, a typo, a free phrasing); hit@1 is the share that find the product asked about
 (for ``partial``, a title that begins with the same words also counts: they are the same to the asker).
 Every fifth real title is left out of the catalog and asked too: a match there is a false match (the
@@ -67,7 +67,7 @@ def main(argv=None) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from prodqa import catalog, evaluate_typed as typed
+    from prodqa import catalog, typed
 
     real = list(dict.fromkeys(html.unescape(json.loads(line)["title"]).strip() for line in open(args.real)))
     real = [t for t in real if t]

@@ -22,17 +22,10 @@ from typing import TYPE_CHECKING
 
 from .generate import generate, left_pad
 from .params import Evaluate, Generate, Template
-from .template import answered, encode, heldout_question, phrasings, prompt, question_text, render
+from .template import answered, encode, prompt, question_text, render
 
 if TYPE_CHECKING:  # transformers is imported lazily: a stage's --help and params errors come back at once
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-SETS = ("seen", "unseen")
-
-
-def questions(rows: list[dict], tp: Template, seen: bool) -> list[str]:
-    """The question each product is asked: a held-out phrasing for trained products, the first otherwise."""
-    return [heldout_question(r["title"], tp) if seen else phrasings(r["title"], tp)[0] for r in rows]
 
 
 

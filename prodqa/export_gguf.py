@@ -148,7 +148,7 @@ def export(model_dir: str | os.PathLike, test_rows: list[dict], out_dir: str | o
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .evaluate import questions
+    from .template import questions
     from .files import atomic_path
     from .template import answered, encode, prompt, render
 

@@ -10,7 +10,7 @@ import csv
 import json
 from pathlib import Path
 
-from .evaluate import SETS
+from .template import SETS
 
 METRICS = ("rouge1", "rouge2", "rougeL", "bleu")
 ROWS = (*METRICS, "loss", "perplexity", "confidence", "empty_answers", "degenerate_answers")

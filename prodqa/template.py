@@ -45,7 +45,7 @@ def shown_title(title: str, i: int, p: Template) -> str:
     """The title as the ``i``-th training question of its product types it: as is, or with probability
     ``template.typed_share`` the way people type it (lower case, its first words, a typo; seeded per example,
     apart from the evaluation's own seed, so an evaluated typo is not a trained one)."""
-    from .evaluate_typed import partial, typo
+    from .typed import partial, typo
 
     rng = random.Random(f"{p.seed}:shown:{title}:{i}")
     if rng.random() >= p.typed_share:
@@ -57,6 +57,15 @@ def shown_title(title: str, i: int, p: Template) -> str:
 def heldout_question(title: str, p: Template) -> str:
     """The phrasing a trained product never had in training: what the ``seen`` evaluation asks."""
     return phrasings(title, p)[p.phrasings_per_product]
+
+
+SETS = ("seen", "unseen")  # what evaluation asks: trained products (closed-book recall) and test products
+
+
+def questions(rows: list[dict], p: Template, seen: bool) -> list[str]:
+    """The question each product of an evaluation set is asked: a held-out phrasing for trained products
+    (:func:`heldout_question`), the first otherwise."""
+    return [heldout_question(r["title"], p) if seen else phrasings(r["title"], p)[0] for r in rows]
 
 
 def prompt(question: str, p: Template, context: dict | None = None):
@@ -140,9 +149,10 @@ def reading(rows: list[dict], p: Template) -> list[dict]:
     return examples
 
 
-def build(rows: list[dict], p: Template, train: bool) -> list[dict]:
+def build(rows: list[dict], p: Template, train: bool, readers: list[dict] = ()) -> list[dict]:
     """Prompt–completion examples: ``phrasings_per_product`` per product for training, else one; and for training,
-    ``qa_per_product`` reading examples each (:func:`reading`)."""
+    ``qa_per_product`` reading examples each (:func:`reading`), of these products and of ``readers`` (products that
+    only teach reading: sample's ``reading`` split)."""
     per_product = p.phrasings_per_product if train else 1
     examples = []
     for r in rows:
@@ -150,7 +160,7 @@ def build(rows: list[dict], p: Template, train: bool) -> list[dict]:
             if train and p.typed_share:
                 q = q.replace(r["title"], shown_title(r["title"], i, p), 1)
             examples.append(answered(prompt(q, p), r["content"]))
-    return examples + (reading(rows, p) if train and p.qa_per_product else [])
+    return examples + (reading([*rows, *readers], p) if train and p.qa_per_product else [])
 
 
 def render(ex: dict, tokenizer) -> tuple[list[int], list[int]]:

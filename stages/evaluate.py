@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from prodqa import evaluate, evaluate_qa, generate, params
+from prodqa import evaluate, evaluate_qa, generate, params, template
 from prodqa.files import atomic_path, progress, write_jsonl
 from prodqa.learned import Learned
 from prodqa.stage import parser, run
@@ -28,7 +28,7 @@ def main(argv=None):
     for name, (split, n) in sizes.items():
         rows = pq.read_table(Path(args.sample) / f"{split}.parquet", columns=["uid", "title", "content"])
         rows = rows.slice(0, n).to_pylist()
-        sets[name] = (rows, evaluate.questions(rows, tp, name == "seen"))
+        sets[name] = (rows, template.questions(rows, tp, name == "seen"))
     learned = Learned.load(Path(args.sample) / "train.parquet")  # whose description an answer recalls
     confidences, another = {}, {}
     with atomic_path(args.answers, is_dir=True) as tmp, Live(args.metrics, dvcyaml=None, save_dvc_exp=False,

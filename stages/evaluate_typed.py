@@ -27,7 +27,7 @@ def main(argv=None):
     model, tokenizer = generate.load_hf(args.model, gp)
     trained = pq.read_table(Path(args.sample) / "train.parquet", columns=["uid", "title", "content"]).to_pylist()
     rows = trained[:p.typed_examples]
-    typed = {f"seen_{w}": [evaluate_typed.question(r["title"], w, tp.seed) for r in rows] for w in evaluate_typed.WAYS}
+    typed = evaluate_typed.typed_sets(rows, tp.seed)
     asked = {name: [ask.as_asked(q, r["title"], catalog, tp) for q, r in zip(qs, rows)] for name, qs in typed.items()}
     once = {(r["title"], a[0]): r for name in asked for r, a in zip(rows, asked[name]) if a[0] is not None}
     sets = {**{name: (rows, qs) for name, qs in typed.items()}, "ask": (list(once.values()), [q for _, q in once])}

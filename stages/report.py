@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from prodqa import params, report
-from prodqa.evaluate import SETS
+from prodqa.template import SETS
 from prodqa.files import atomic_path, read_jsonl
 from prodqa.stage import parser, run
 

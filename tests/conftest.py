@@ -139,3 +139,14 @@ def tiny_run(tmp_path, shipped, tiny_model):
         (data / f"{split}.jsonl").write_text("".join(json.dumps(ex) + "\n" for ex in template.build(rows, tp, train=split == "train")))
     out = {k: str(tmp_path / k) for k in ("adapter", "merged", "checkpoints", "metrics")}
     return p, tp, str(data), out
+
+
+# The decoder and prompt params most tests use: short answers, short rows.
+@pytest.fixture
+def gp(shipped):
+    return params.parse("generate", {**shipped["generate"], "max_new_tokens": 8})
+
+
+@pytest.fixture
+def tp(shipped):
+    return params.parse("template", {**shipped["template"], "max_seq_len": 64})

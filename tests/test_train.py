@@ -404,22 +404,6 @@ def test_same_seed_same_loss_curve(tmp_path, tiny_model, tiny_run):
     assert curves[0] == curves[1] and len(curves[0].splitlines()) == 5
 
 
-def test_a_checkpoint_killed_while_saving_is_skipped_for_the_one_before(tmp_path):
-    """The Trainer writes trainer_state.json last: a folder without it was cut off mid-save."""
-    fp = {"train": {}, "max_seq_len": 64, "inputs_sha256": "x"}
-    ckpt = tmp_path / "checkpoints"
-    assert Checkpoints(ckpt, fp).prepare() is None  # a fresh folder with the fingerprint
-    for step in (2, 10):
-        (ckpt / f"checkpoint-{step}").mkdir()
-        (ckpt / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
-    (ckpt / "checkpoint-12").mkdir()
-    (ckpt / "checkpoint-12" / "adapter_model.safetensors").write_bytes(b"half")  # killed before the state
-    assert Checkpoints(ckpt, fp).resume_point() == ResumePoint(ckpt / "checkpoint-10", 10)  # numeric, not text order
-    assert Checkpoints(ckpt, fp).prepare().step == 10 and (ckpt / "checkpoint-12").exists()
-    assert Checkpoints(ckpt, {**fp, "inputs_sha256": "other data"}).prepare() is None  # a data change starts over
-    assert sorted(p.name for p in ckpt.iterdir()) == ["fingerprint.json"]
-
-
 def test_trl_keys_are_exactly_the_train_fields_sftconfig_also_has():
     """Derived, not listed: a new train field named like an SFTConfig argument reaches TRL, and this list says so
     (a name that means something else in TRL shows up here before it changes a run)."""
