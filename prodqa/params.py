@@ -104,6 +104,8 @@ class Sample(Section):
     test_frac: float = Field(ge=0, lt=1)
     near_duplicate: float = Field(gt=0, le=1, description="Rows whose descriptions' word 3-shingles are at least this "
                                   "alike (Jaccard) share a split, like identical ones (1.0: identical only).")
+    reading_products: int = Field(ge=0, description="Products outside the sample whose descriptions only teach "
+                                  "reading (a question about each, its description in the prompt, never trained to recite).")
 
     @model_validator(mode="after")
     def _check(self) -> "Sample":

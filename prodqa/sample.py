@@ -1,6 +1,7 @@
 """Stage ``sample``: a seeded, length-stratified sample of the catalog, split train/validation/test by product.
 
-Reads the ``clean`` Parquet file; writes ``train``, ``validation`` and ``test`` Parquet files and counts.
+Reads the ``clean`` Parquet file; writes ``train``, ``validation`` and ``test`` Parquet files and counts, and
+``reading``: ``sample.reading_products`` more products that only teach the model to read (prodqa.template).
 Stratifying by description length makes short and long descriptions both appear however skewed the
 catalog is. Splitting assigns whole products to a split: rows that share a normalised title, share their
 description (a series' one blurb under several titles: 116 of 1,001 real records), or have near-identical
@@ -21,6 +22,7 @@ from .clean import title_key
 from .params import Sample
 
 SPLITS = ("train", "validation", "test")
+READING = "reading"  # products outside the sample that only teach reading: their description is in a prompt, never an answer
 
 
 def stratified_indices(lengths: np.ndarray, p: Sample, rng: np.random.Generator) -> np.ndarray:
@@ -103,6 +105,19 @@ def split_by_product(groups: np.ndarray, p: Sample, rng: np.random.Generator) ->
     return split_of_key[inverse]
 
 
+def reading_indices(table: pa.Table, idx: np.ndarray, p: Sample, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``p.reading_products`` rows outside the sample (``idx``; drawn from twice as many), none in a product group (``product_groups``)
+    with a sampled row: a reading example never shows a test product's description, nor a near-copy of it."""
+    if not p.reading_products:
+        return np.array([], dtype=np.int64)
+    rest = rng.permutation(np.setdiff1d(np.arange(table.num_rows), idx))[:2 * p.reading_products]
+    both = np.concatenate([idx, rest])
+    rows = table.take(pa.array(both, pa.int64()))
+    groups = product_groups(title_key(rows["title"]).to_pylist(), rows["content"].to_pylist(), p.near_duplicate)
+    apart = ~np.isin(groups[len(idx):], groups[:len(idx)])
+    return np.sort(rest[apart][:p.reading_products])
+
+
 def sample(table: pa.Table, p: Sample) -> tuple[dict[str, pa.Table], dict]:
     """Sample and split ``table``; the same table and params give the same rows in the same order."""
     rng = np.random.default_rng(p.seed)
@@ -113,6 +128,7 @@ def sample(table: pa.Table, p: Sample) -> tuple[dict[str, pa.Table], dict]:
     groups = product_groups(title_key(picked["title"]).to_pylist(), contents, p.near_duplicate)
     split = split_by_product(groups, p, rng)
     parts = {name: picked.filter(pa.array(split == i)) for i, name in enumerate(SPLITS)}
+    parts[READING] = table.take(pa.array(reading_indices(table, idx, p, rng), pa.int64()))
     shared = pc.is_in(picked["content"], pa.array([c for c, n in Counter(contents).items() if n > 1], pa.string()))
     _, group_of, group_sizes = np.unique(groups, return_inverse=True, return_counts=True)
     edges = [0, *p.length_buckets]
@@ -123,6 +139,7 @@ def sample(table: pa.Table, p: Sample) -> tuple[dict[str, pa.Table], dict]:
         **{f"{name}_rows": t.num_rows for name, t in parts.items()},
         "shared_description_rows": int(pc.sum(shared).as_py() or 0),  # kept together in one split
         "grouped_rows": int((group_sizes[group_of] > 1).sum()),  # rows sharing a split with another product
+        "reading_rows": parts[READING].num_rows,
         "by_length_bucket": {
             (f">={edges[b]}" if b == len(edges) - 1 else f"{edges[b]}-{edges[b + 1] - 1}"): int((buckets == b).sum())
             for b in range(len(edges))

@@ -19,7 +19,10 @@ def main(argv=None):
     with atomic_path(args.out, is_dir=True) as tmp:
         for split in ("train", "validation"):
             rows = pq.read_table(Path(args.src) / f"{split}.parquet", columns=["title", "content"]).to_pylist()
-            examples = template.build(rows, p, train=split == "train")
+            readers = Path(args.src) / "reading.parquet"  # a sample from before the reading split has none
+            readers = (pq.read_table(readers, columns=["title", "content"]).to_pylist()
+                       if split == "train" and readers.exists() else [])
+            examples = template.build(rows, p, train=split == "train", readers=readers)
             write_jsonl(Path(tmp) / f"{split}.jsonl", examples)
             metrics[split] = template.length_stats(examples, tokenizer, p.max_seq_len)
     write_json(args.metrics, metrics)

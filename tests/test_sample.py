@@ -42,7 +42,19 @@ def test_no_title_in_two_splits(p, repeat_every):
     keys = {name: set(sample.title_key(t["title"]).to_pylist()) for name, t in parts.items()}
     assert not keys["train"] & keys["test"] and not keys["train"] & keys["validation"]
     assert not keys["validation"] & keys["test"]
-    assert all(keys.values())
+    assert all(keys[s] for s in sample.SPLITS) and not keys[sample.READING]  # reading_products 0: none
+
+
+def test_reading_products_are_outside_the_sample_and_its_groups(p):
+    """The reading split's products are none of the sampled rows, and share no title (nor description) with one:
+    a reading example never shows a test product's description under another name."""
+    parts, m = sample.sample(catalog(repeat_every=3), p.model_copy(update={"reading_products": 30}))
+    sampled = {u for s in sample.SPLITS for u in parts[s]["uid"].to_pylist()}
+    reading = parts[sample.READING]
+    assert m["reading_rows"] == reading.num_rows == 30
+    assert not sampled & set(reading["uid"].to_pylist())
+    keys = {name: set(sample.title_key(t["title"]).to_pylist()) for name, t in parts.items()}
+    assert not keys[sample.READING] & (keys["train"] | keys["validation"] | keys["test"])
 
 
 def test_seed_changes_the_sample(p):
@@ -63,7 +75,7 @@ def test_same_params_give_byte_identical_files(tmp_path, params_file):
         stage.main(["--params", params_file({"sample.n_products": 100}), "--src", str(src), "--out", str(out),
                     "--metrics", str(tmp_path / "m.json")])
         digests.append({f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(out.iterdir())})
-    assert digests[0] == digests[1] and set(digests[0]) == {"train.parquet", "validation.parquet", "test.parquet"}
+    assert digests[0] == digests[1] and set(digests[0]) == {f"{s}.parquet" for s in (*sample.SPLITS, sample.READING)}
 
 
 def test_stratified_indices_are_a_subset_without_repeats(p):

@@ -148,6 +148,18 @@ def test_reading_examples_answer_a_question_in_a_few_words_from_the_description(
         template.build(rows, p, train=True)[:p.phrasings_per_product * len(rows)]
 
 
+def test_reading_products_are_read_never_recited(p):
+    """Products of sample's reading split add reading examples only: no recital of their description."""
+    rows = [{"title": f"Item {i}", "content": DESC} for i in range(10)]
+    readers = [{"title": f"Other {i}", "content": DESC} for i in range(30)]
+    alone, both = template.build(rows, p, train=True), template.build(rows, p, train=True, readers=readers)
+    assert both[:len(alone) - p.qa_per_product * len(rows)] == alone[:len(alone) - p.qa_per_product * len(rows)]
+    about = [ex for ex in both if "Other " in ex["prompt"][0]["content"]]
+    assert len(about) == p.qa_per_product * len(readers) == len(both) - len(alone)
+    assert all(ex["prompt"][0]["content"].startswith(p.read_prompt) for ex in about)
+    assert template.build(rows, p, train=False, readers=readers) == template.build(rows, p, train=False)
+
+
 def test_a_reading_examples_description_is_cut_around_its_answer(p):
     long = " ".join(f"Sentence {i} says little." for i in range(40)) + " It is 12 inches long. " + \
         " ".join(f"Then {i} more." for i in range(40))
