@@ -1,10 +1,13 @@
 """Benchmark scripts: each measures one target and records its result (``record``).
 
 A result lands twice: in full in its own JSON file under benchmarks/results/ (what docs link to), and as one
-line of the results table, benchmarks/results/runs.jsonl (no renderer yet: issue 56), which says
-which code ran it, when, on which CPU and with which command, beside its figures (per-example lists left in the
-JSON file).
+line of the results table, benchmarks/results/runs.jsonl, which says which code ran it (the commit, and
+``code``: a digest of the files a result depends on, so "today's code" is a comparison, not a date), when, on which
+CPU and with which command, beside its figures (per-example lists left in the JSON file).
+``python -m benchmarks.table`` renders the current figures from it.
 """
+
+import hashlib
 
 import json
 import re
@@ -16,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "runs.jsonl"
+README = ROOT / "README.md"
 LONG_LIST = 20  # a list of more dicts than this is per-example detail: kept in the JSON file, not in the table
 
 
@@ -25,6 +29,20 @@ def commit() -> str:
         return subprocess.run(["git", *a], capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
     return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+CODE = ("prodqa", "stages", "params.yaml", "requirements.txt", "dvc.yaml")  # what every result depends on
+
+
+def code(module: str) -> str:
+    """A digest of the tracked files under :data:`CODE` and of the benchmark ``module``'s own file, as they are in the
+    work tree (committed or not): two runs with the same digest ran the same code and defaults."""
+    listed = subprocess.run(["git", "ls-files", "--", *CODE], capture_output=True, text=True, cwd=ROOT).stdout.split()
+    digest = hashlib.sha256()
+    for name in sorted({*listed, f"benchmarks/{module}.py"}):
+        path = ROOT / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def cpu() -> dict:
@@ -37,7 +55,7 @@ def cpu() -> dict:
 
 def provenance() -> dict:
     module = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "?"
-    return {"commit": commit(), "date": time.strftime("%Y-%m-%d"), "cpu": cpu(),
+    return {"commit": commit(), "code": code(module), "date": time.strftime("%Y-%m-%d"), "cpu": cpu(),
             "command": " ".join([f"python -m benchmarks.{module}", *sys.argv[1:]])}
 
 
