@@ -54,9 +54,12 @@ def cpu() -> dict:
 
 
 def provenance() -> dict:
-    module = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "?"
+    """Who ran what: computed on import, when ``sys.argv`` is still ``["-m", …]`` under ``python -m``; the
+    interpreter's own arguments (``sys.orig_argv``) name the module."""
+    argv = sys.orig_argv[sys.orig_argv.index("-m") + 1:] if "-m" in sys.orig_argv else sys.argv
+    module = argv[0].removeprefix("benchmarks.") if argv and "." in argv[0] else Path(argv[0]).stem if argv else "?"
     return {"commit": commit(), "code": code(module), "date": time.strftime("%Y-%m-%d"), "cpu": cpu(),
-            "command": " ".join([f"python -m benchmarks.{module}", *sys.argv[1:]])}
+            "command": " ".join([f"python -m benchmarks.{module}", *argv[1:]])}
 
 
 STARTED = provenance()  # as the run began: the code may be committed on while a long benchmark runs
