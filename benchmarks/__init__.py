@@ -8,7 +8,6 @@ CPU and with which command, beside its figures (per-example lists left in the JS
 """
 
 import hashlib
-
 import json
 import re
 import subprocess

@@ -141,13 +141,17 @@ def block(text: str) -> str | None:
     return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n") + "\n"
 
 
+def module(run: dict) -> str:
+    """The benchmark module that recorded ``run``, as its command names it ("python -m benchmarks.recall …")."""
+    return run["command"].split()[2].removeprefix("benchmarks.")
+
+
 def stale(runs: list[dict]) -> list[str]:
     """The result files whose current runs are not of the work tree's code (a benchmark to re-run)."""
     out = []
     for file in dict.fromkeys(f.file for f in FIGURES):
         chosen = current(runs, file)
-        module = Path(file).stem.split("_")[0]
-        if not chosen or chosen[-1]["code"] != code(module):
+        if not chosen or chosen[-1]["code"] != code(module(chosen[-1])):
             out.append(file)
     return out
 
