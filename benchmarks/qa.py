@@ -107,7 +107,7 @@ def main(argv=None) -> None:
     import pyarrow.parquet as pq
 
     from benchmarks import recall
-    from prodqa import ask, params
+    from prodqa import ask, params, read
     from prodqa.catalog import Catalog
     from prodqa.generate import load_gguf, stream_gguf
     from prodqa.learned import Learned
@@ -139,11 +139,13 @@ def main(argv=None) -> None:
     learned = Learned.load(d / "sample" / "train.parquet")
     results = {"lookup": lookup(catalog, questions)}
     answers = []
+    scorer = read.load(work / "gguf" / "base-q8_0.gguf")  # the reader, for both: the base model
+    reader = lambda q, title, description: read.read(q, title, description, scorer, tp)  # noqa: E731
     for model, path in (("tuned", work / "gguf" / "model-q8_0.gguf"), ("base", work / "gguf" / "base-q8_0.gguf")):
         llm = load_gguf(path)
         for q in asked:
             start = time.perf_counter()
-            routed = ask.route(q["question"], tp, gp, lambda p: stream_gguf(llm, p, gp), catalog, learned)
+            routed = ask.route(q["question"], tp, gp, lambda p: stream_gguf(llm, p, gp), reader, catalog, learned)
             text = "".join(routed.pieces).strip()
             seconds = time.perf_counter() - start
             the_set, content = split[q["title"]]

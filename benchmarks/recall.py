@@ -106,7 +106,7 @@ def main(argv=None) -> None:
     if args.skip_base:
         del models["base"]
     for name, model in models.items():
-        timed(f"evaluate_{name}", evaluate.main, "--model", model, "--sample", str(d / "sample"),
+        timed(f"evaluate_{name}", evaluate.main, "--model", model, "--reader", base, "--sample", str(d / "sample"),
               "--answers", str(d / "eval" / name), "--metrics", str(m / "eval" / name))
 
     if not args.skip_typed:

@@ -6,9 +6,9 @@ it. Once the recitation's first tokens are known (``generate.CONFIDENCE_TOKENS``
 ``prodqa.route`` decides: at or above ``generate.min_confidence``, and unless it opens as another trained
 product's description (``prodqa.learned``: a series' sibling), **from memory**; else **from the catalog**'s stored
 description; a product in neither gets **not in the catalog** and no invented description. A question that asks
-for the description ("What is X?") gets that description; any other ("Who wrote X?") the model's reading of it
-in a few words (recite, then read), or "The description does not say.", with the description it was read from
-under it. A question that fits several catalog products as well (a name typed in part that begins several
+for the description ("What is X?") gets that description; any other ("Who wrote X?") a few words of it chosen by
+the reader (recite, then read: prodqa.read, the base model), "Yes."/"No.", or "The description does not say.",
+with the description it was read from under it. A question that fits several catalog products as well (a name typed in part that begins several
 titles) is answered with the question back: which one? The source and the confidence are printed first, and
 the description read from last (to stderr).
 
@@ -20,12 +20,14 @@ merged transformers model instead.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from . import read as read_
 from . import route as route_
 from .catalog import MIN_SCORE, Catalog, Match
 from .files import DataError
@@ -36,8 +38,9 @@ from .template import prompt
 
 # Where the pipeline writes what ask reads (outs of dvc.yaml; tests/test_config.py keeps them in step).
 GGUF = "models/gguf/model-q8_0.gguf"
-BASE_GGUF = "models/gguf/base-q8_0.gguf"  # export_gguf.BASE_FILE: the base model, for side-by-side answers
+BASE_GGUF = "models/gguf/base-q8_0.gguf"  # export_gguf.BASE_FILE: the base model, the reader (prodqa.read)
 MERGED = "models/merged"
+BASE = "models/base"  # the base model's folder: the reader with --hf (prodqa.read)
 CATALOG = "data/catalog/catalog.sqlite"
 TRAINED = "data/sample/train.parquet"  # the trained products: whose description an answer recalls (prodqa.learned)
 MAX_QUESTION_CHARS = 1000
@@ -52,6 +55,9 @@ def check_question(question: str) -> tuple[str, str | None]:
     if len(question) > MAX_QUESTION_CHARS:
         return question[:MAX_QUESTION_CHARS], f"note: question truncated to its first {MAX_QUESTION_CHARS} characters"
     return question, None
+
+
+Reader = Callable[[str, str, str], str]  # (question, title, description) -> the short answer read from it
 
 
 @dataclass
@@ -100,16 +106,17 @@ def which(match: Match) -> str:
     return f"Several products go by that name: {'; '.join([match.title, *match.others])}. Which one do you mean?"
 
 
-def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], Stream],
+def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], Stream], read: Reader,
           catalog: Catalog | None, learned: Learned | None = None) -> Routed:
     """The answer to ``question`` and where it comes from (``prodqa.route`` decides both): ask which product is
     meant when the question fits several as well (before any answer: the model would pick one, or blend their
     descriptions); else recite the product's description closed-book and, by its confidence, answer from that
     recitation (memory), from the catalog's description, or say the product is unknown. An overview question gets
-    the description itself; any other question the model's short reading of it.
+    the description itself; any other question the reader's short answer from it.
 
-    ``answer(prompt)`` streams the fine-tuned model's answer to a prompt of ``template.prompt``. The
-    closed-book question names the product as the catalog does (:func:`named`), so the label names it too.
+    ``answer(prompt)`` streams the fine-tuned model's answer to a prompt of ``template.prompt``; ``read(question,
+    title, description)`` is the reader's answer (prodqa.read). The closed-book question names the product as the
+    catalog does (:func:`named`), so the label names it too.
     """
     match, score = catalog.find(question) if catalog is not None else (None, 0.0)
     if match is not None and match.others:
@@ -127,7 +134,7 @@ def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], 
         if overview:
             return Routed(source, label, itertools.chain(first, closed))
         recited = "".join(itertools.chain(first, closed)).strip()
-        return Routed(source, label, answer(route_.answer_prompt(question, title or question, recited, tp)), recited)
+        return Routed(source, label, iter([read(question, title or question, recited)]), recited)
     closed.close()
     why = route_.unsure(closed.confidence, gp, another)
     if source == route_.UNKNOWN:
@@ -136,7 +143,7 @@ def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], 
     label = f"from the catalog: {match.title} (match {score:.0f}; {why})"
     if overview:
         return Routed(source, label, iter([match.content]))
-    return Routed(source, label, answer(route_.answer_prompt(question, match.title, match.content, tp)), match.content)
+    return Routed(source, label, iter([read(question, match.title, match.content)]), match.content)
 
 
 def main(argv=None) -> None:
@@ -147,6 +154,8 @@ def main(argv=None) -> None:
     ap.add_argument("question")
     ap.add_argument("--hf", action="store_true", help="use the merged transformers model instead of the GGUF")
     ap.add_argument("--model", help=f"GGUF file (default {GGUF}) or, with --hf, model folder (default {MERGED})")
+    ap.add_argument("--reader", help=f"the model that reads short answers: GGUF file (default {BASE_GGUF}) or, with "
+                                     f"--hf, model folder (default {BASE})")
     how = ap.add_mutually_exclusive_group()
     how.add_argument("--memory", action="store_true", help="always answer closed-book (prints the confidence)")
     how.add_argument("--grounded", action="store_true", help="always answer from the catalog's description")
@@ -168,6 +177,9 @@ def main(argv=None) -> None:
     else:
         llm = load_gguf(model)
         answer = lambda p: stream_gguf(llm, p, gp, args.max_tokens)  # noqa: E731
+    reader = functools.cache(lambda: read_.HFScorer(*load_hf(args.reader or BASE, gp)) if args.hf else
+                             read_.load(args.reader or BASE_GGUF))  # loaded when a question needs it
+    read = lambda q, title, description: read_.read(q, title, description, reader(), tp)  # noqa: E731
     if args.memory:
         stream = answer(prompt(question, tp))
         for piece in stream:
@@ -179,11 +191,12 @@ def main(argv=None) -> None:
         match, score = catalog.find(question)
         if match is None:
             raise DataError(f"no product in the catalog matches the question (best match {score:.0f} < {MIN_SCORE})")
-        routed = Routed(route_.CATALOG, f"from the catalog: {match.title} (match {score:.0f})",
-                        answer(route_.answer_prompt(question, match.title, match.content, tp)), match.content)
+        grounded = (answer(route_.answer_prompt(question, match.title, match.content, tp))  # as the page's panel
+                    if route_.is_overview(question, match.title) else iter([read(question, match.title, match.content)]))
+        routed = Routed(route_.CATALOG, f"from the catalog: {match.title} (match {score:.0f})", grounded, match.content)
     else:
         learned = Learned.load(args.trained) if Path(args.trained).exists() else None
-        routed = route(question, tp, gp, answer, catalog, learned)
+        routed = route(question, tp, gp, answer, read, catalog, learned)
     print(f"[{routed.label}]", file=sys.stderr, flush=True)
     for piece in routed.pieces:
         print(piece, end="", flush=True)

@@ -419,8 +419,9 @@ def stream_hf(model, tokenizer, prompt, gp: Generate, max_tokens: int | None = N
     return Stream(iter(streamer), logprobs, stop)
 
 
-def load_gguf(path: str | os.PathLike, n_ctx: int = 4096):
-    """A GGUF file in llama.cpp (llama-cpp-python); DataError for a missing or unreadable file."""
+def load_gguf(path: str | os.PathLike, n_ctx: int = 4096, logits_all: bool = False):
+    """A GGUF file in llama.cpp (llama-cpp-python); DataError for a missing or unreadable file. ``logits_all``: every
+    position's logits are kept (prodqa.read scores continuations with them)."""
     if not Path(path).exists():
         raise DataError(f"{path}: no GGUF model; run `make repro` (or `dvc repro export_gguf`) first, or use --hf")
     try:
@@ -428,7 +429,8 @@ def load_gguf(path: str | os.PathLike, n_ctx: int = 4096):
     except ImportError:
         raise SetupError("llama-cpp-python is not installed (make setup installs it); or use --hf") from None
     try:
-        return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads(), n_threads_batch=threads(), verbose=False)
+        return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads(), n_threads_batch=threads(),
+                     logits_all=logits_all, verbose=False)
     except ValueError as err:  # llama-cpp-python: "Failed to load model from file: …" (truncated, not a GGUF)
         raise DataError(f"{path}: not a GGUF model llama.cpp can load ({err}); re-run `dvc repro export_gguf`") from None
 

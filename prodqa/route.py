@@ -10,10 +10,10 @@ Two decisions:
   (``prodqa.learned``); else the **catalog**'s stored description when the lookup found the product; else
   **unknown**, and no invented description.
 
-An answer is then (:func:`answer_prompt`): for an overview, the description itself (recited, or the catalog's);
-for any other question, the fine-tuned model's reading of that description (recite, then read: Sun et al.,
-RECITE, ICLR 2023), in ``template.read_prompt``'s layout, which training taught it with ``template.qa_per_product``
-questions a product (prodqa.qa).
+An answer is then: for an overview, the description itself (recited, or the catalog's); for any other question,
+the reader's answer from that description (recite, then read: Sun et al., RECITE, ICLR 2023): words of it, "Yes."
+/ "No." or "The description does not say.", chosen by the base model after :func:`answer_prompt`
+(prodqa.read).
 """
 
 from __future__ import annotations
@@ -71,5 +71,5 @@ def source(confidence: float, gp: Generate, another: str | None, found: bool) ->
 
 def answer_prompt(question: str, title: str, description: str, tp: Template):
     """The prompt that reads the answer to a question other than an overview from ``description`` (the recitation
-    or the catalog's), as ``template`` trained it."""
+    or the catalog's), in ``template.read_prompt``'s layout (prodqa.read scores its candidate answers after it)."""
     return prompt(question, tp, {"title": title, "content": description})

@@ -8,11 +8,11 @@ A local Gradio app (bound to 127.0.0.1 unless ``--host`` says otherwise):
   description), the description it was read from under it, and three answers side by side, streamed as they are
   generated: the base model, the
   fine-tuned model closed-book (what it learned; both asked by the catalog's name for the product, as
-  ``ask.named`` puts it), and the fine-tuned model grounded on the catalog's
-  description of the matched product (its reading, as trained). Each shows its confidence and how long it took;
+  ``ask.named`` puts it), and the answer grounded on the catalog's description of the matched product (for a
+  question other than an overview, the reader's: prodqa.read, the base model choosing words of it). Each shows its confidence and how long it took;
   the grounded one names its product. The routed answer is one of the panels, chosen once the closed-book
-  answer's confidence is known, or for a question from memory other than an overview, the fine-tuned model's
-  reading of its finished recitation (one short answer more).
+  answer's confidence is known, or for a question from memory other than an overview, the reader's answer from
+  its finished recitation (one short answer more).
 - **Evaluation**: the seen/unseen scores of both models, the training loss curve and the report's
   side-by-side examples, as the pipeline wrote them.
 
@@ -32,17 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from . import route
+from . import read, route
 from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, TRAINED, check_question, named, which
 from .catalog import MIN_SCORE, Catalog
 from .files import DataError, SetupError
-from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, stream_gguf
+from .generate import CONFIDENCE_TOKENS, Stream, TokenLogprobs, load_gguf, stream_gguf
 from .learned import Learned
 from .params import Generate, Template
 from .template import prompt
 
 PANELS = ("base", "tuned", "grounded")
-HEADINGS = {"base": "Base model", "tuned": "Fine-tuned (closed book)", "grounded": "Fine-tuned, grounded on the catalog"}
+HEADINGS = {"base": "Base model", "tuned": "Fine-tuned (closed book)", "grounded": "Grounded on the catalog"}
 TURNS = ("reader", "tuned", "grounded", "base")  # who generates first in each round: the routed answer's first token
 METRICS = {"base": "metrics/eval/base/metrics.json", "tuned": "metrics/eval/tuned/metrics.json"}
 REPORT = "metrics/report/report.md"
@@ -89,11 +89,26 @@ class Answerer:
             except (DataError, SetupError) as err:  # no file yet, a broken file, or no llama-cpp-python
                 self.missing[panel] = (str(err) if Path(path).exists() else
                                        f"Not built yet: `{path}` is missing; run `dvc repro export_gguf`.")
+        self.reader = None
+        try:
+            self.reader = read.load(base)
+        except (DataError, SetupError) as err:
+            self.missing["reader"] = str(err)
         self.catalog: Catalog | None = None
         self.catalog_missing = f"No catalog: `{catalog}` is missing; run `dvc repro catalog`."
         if Path(catalog).exists():
             self.catalog = Catalog(catalog)
         self.learned = Learned.load(trained) if Path(trained).exists() else None
+
+    def _reading(self, question: str, title: str, description: str) -> Stream:
+        """The reader's short answer (prodqa.read, the base model), as a stream of one piece: read when its turn
+        comes."""
+        def pieces():
+            if self.reader is None:
+                raise DataError(self.missing["reader"])
+            yield read.read(question, title, description, self.reader, self.tp)
+
+        return Stream(pieces(), TokenLogprobs())
 
     def suggest(self, text: str, k: int = 8) -> list[str]:
         return self.catalog.suggest(text, k) if self.catalog is not None and text.strip() else []
@@ -152,8 +167,9 @@ class Answerer:
                                            f"< {MIN_SCORE}): nothing to ground the answer on.")
                     continue
                 answers[panel].note = f"Grounded on: {match.title} (match {match.score:.0f})"
-                streams[panel] = stream_gguf(self.models[panel], route.answer_prompt(question, match.title, match.content,
-                                                                                     self.tp), self.gp)
+                streams[panel] = (stream_gguf(self.models[panel], route.answer_prompt(
+                    question, match.title, match.content, self.tp), self.gp) if overview else
+                    self._reading(question, match.title, match.content))
                 continue
             if closed != question:
                 answers[panel].note = f"Asked as: {closed}"
@@ -180,12 +196,11 @@ class Answerer:
                 self._route(answers, streams, match, overview)
                 main = answers["main"]
                 if main.source == "reader" and "reader" not in answers and "tuned" not in streams:
-                    # recite, then read: the fine-tuned model reads its finished recitation for the answer, timed
-                    # from the question (the recitation is part of the wait)
+                    # recite, then read: the reader reads the finished recitation for the answer, timed from the
+                    # question (the recitation is part of the wait)
                     answers["reader"] = Answer(started=answers["tuned"].started)
                     main.evidence = answers["tuned"].text
-                    streams["reader"] = stream_gguf(self.models["tuned"], route.answer_prompt(
-                        question, found or question, main.evidence, self.tp), self.gp)
+                    streams["reader"] = self._reading(question, found or question, main.evidence)
                 if main.source in answers:  # the routed answer is the chosen panel's, as it streams
                     chosen = answers[main.source]
                     main.text, main.first_token_s, main.total_s = chosen.text, chosen.first_token_s, chosen.total_s

@@ -1,8 +1,8 @@
 """DVC stages ``evaluate_base`` and ``evaluate``: the same command on the base and the fine-tuned model.
 
 Asks the ``seen`` set (trained products, held-out phrasing) and the ``unseen`` set (test products): their answers
-(``<answers>/<set>.jsonl``, prodqa.evaluate; one that opens as another trained product's description,
-``recalls_another``, is not from memory), then questions about each product read as ``ask`` reads them
+(``<answers>/<set>.jsonl``, prodqa.evaluate; ``recalls_another``: opens as another trained product's description,
+so not from memory), then questions about each product read by ``--reader`` as ``ask`` reads them
 (``<answers>/qa_<set>.jsonl``, prodqa.evaluate_qa); dvclive metrics per set."""
 
 from pathlib import Path
@@ -16,12 +16,11 @@ from prodqa.stage import parser, run
 
 
 def main(argv=None):
-    args = parser(__doc__, "model", "sample", "answers", "metrics").parse_args(argv)
+    args = parser(__doc__, "model", "reader", "sample", "answers", "metrics").parse_args(argv)
     p = params.load(params.Evaluate, args.params)
     gp, tp = params.load(params.Generate, args.params), params.load(params.Template, args.params)
 
     from dvclive import Live
-
     model, tokenizer = generate.load_hf(args.model, gp)
     sizes = {"seen": ("train", p.seen_examples), "unseen": ("test", p.unseen_examples)}
     sets = {}
@@ -48,7 +47,8 @@ def main(argv=None):
         for key, value in evaluate.confidence_metrics(confidences["seen"], confidences["unseen"], gp.min_confidence,
                                                       another["seen"], another["unseen"]).items():
             live.log_metric(f"confidence/{key}", value, plot=False)
-        read = evaluate_qa.answer_questions(model, tokenizer, {n: r for n, (_, r) in results.items()}, p, gp, tp)
+        reader = (model, tokenizer) if args.reader == args.model else generate.load_hf(args.reader, gp)
+        read = evaluate_qa.answer_questions(reader, {n: r for n, (_, r) in results.items()}, p, gp, tp)
         for name, (summary, rows) in read.items():
             write_jsonl(Path(tmp) / f"qa_{name}.jsonl", rows)
             for key, value in evaluate_qa.flat(summary, f"qa_{name}").items():

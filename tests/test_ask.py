@@ -80,11 +80,13 @@ def _route(catalog, shipped, question, closed_logprob, learned=None):
 
     def answer(prompt):
         asked.append(prompt)
-        if template.is_chat(prompt) and "Description:" in prompt[0]["content"]:  # a reading: a short answer
-            return FakeStream(["3 ", "layers"], -0.001)
         return FakeStream([f"w{i} " for i in range(40)], closed_logprob)
 
-    routed = ask.route(question, tp, gp, answer, Catalog(catalog) if catalog else None, learned)
+    def read(question, title, description):  # the reader (prodqa.read): a short answer
+        asked.append(("read", question, title, description))
+        return "3 layers"
+
+    routed = ask.route(question, tp, gp, answer, read, Catalog(catalog) if catalog else None, learned)
     return routed, "".join(routed.pieces), asked
 
 
@@ -128,7 +130,7 @@ def test_a_question_from_memory_is_answered_by_reading_the_recitation(catalog, s
     recited = "".join(f"w{i} " for i in range(40)).strip()
     assert routed.source == "memory" and text == "3 layers" and routed.evidence == recited
     assert asked[0][-1]["content"] == "What is Girls Ballet Tutu Neon Pink?"  # closed-book: the recitation
-    assert asked[1][-1]["content"] == question and recited in asked[1][0]["content"]
+    assert asked[1] == ("read", question, "Girls Ballet Tutu Neon Pink", recited)
     assert "High quality" not in str(asked)  # nothing from the catalog
 
 
@@ -136,7 +138,7 @@ def test_a_question_from_the_catalog_is_answered_by_reading_its_description(cata
     question = "How many layers does the Girls Ballet Tutu Neon Pink have?"
     routed, text, asked = _route(catalog, shipped, question, -0.5)
     assert routed.source == "catalog" and text == "3 layers" and routed.evidence == "High quality 3 layer ballet tutu."
-    assert "Description: High quality 3 layer ballet tutu." in asked[1][0]["content"] and asked[1][-1]["content"] == question
+    assert asked[1] == ("read", question, "Girls Ballet Tutu Neon Pink", "High quality 3 layer ballet tutu.")
 
 
 def test_a_product_named_inside_a_longer_question_is_found(catalog, shipped):

@@ -96,7 +96,7 @@ def test_tiny_end_to_end_evaluate_both_sets_and_report(tmp_path, lively_model, o
     prm = params_file({"generate.max_new_tokens": 6, "evaluate.seen_examples": 3, "evaluate.unseen_examples": 2,
                        "template.max_seq_len": 64})
     for name, model in (("base", other_model), ("tuned", lively_model)):
-        stage.main(["--params", prm, "--model", model, "--sample", str(sample),
+        stage.main(["--params", prm, "--model", model, "--reader", other_model, "--sample", str(sample),
                     "--answers", str(tmp_path / "answers" / name), "--metrics", str(tmp_path / "metrics" / name)])
     metrics = json.loads((tmp_path / "metrics" / "tuned" / "metrics.json").read_text())
     assert metrics["seen"]["examples"] == 3 and metrics["unseen"]["examples"] == 2

@@ -3,7 +3,6 @@
 import pytest
 
 from prodqa import evaluate_qa, params
-from prodqa.generate import Generated
 
 DESC = "A gripping novel by Ann Cleeves, set in Lerwick. This hardcover has 320 pages."
 
@@ -11,20 +10,21 @@ DESC = "A gripping novel by Ann Cleeves, set in Lerwick. This hardcover has 320 
 @pytest.fixture
 def run(shipped, monkeypatch):
     p, gp, tp = (params.parse(s, shipped[s]) for s in ("evaluate", "generate", "template"))
-    prompts = []
+    prompts = []  # the descriptions read
 
-    def fake_generate(model, tokenizer, ids, gp_, batch_size, bar=None):
-        assert gp_.max_new_tokens == evaluate_qa.READ_TOKENS  # a reading is short
-        return [Generated("Ann Cleeves", [-0.01])] * len(ids)
+    def fake_read(question, title, description, scorer, tp_):
+        assert scorer == ("scorer of", "model", "tokenizer")  # the reader's model reads
+        prompts.append(description)
+        return "Ann Cleeves"
 
-    monkeypatch.setattr(evaluate_qa, "generate", fake_generate)
-    monkeypatch.setattr(evaluate_qa, "encode", lambda prompt, tokenizer: prompts.append(prompt) or [1])
+    monkeypatch.setattr(evaluate_qa.read, "read", fake_read)
+    monkeypatch.setattr(evaluate_qa.read, "HFScorer", lambda model, tokenizer: ("scorer of", model, tokenizer))
 
     def answer(confidence, another=None):
         prompts.clear()
         records = {"seen": [{"title": "Blue Lightning", "reference": DESC, "answer": "RECITED: a novel by Ann Cleeves.",
                              "confidence": confidence, "recalls_another": another}]}
-        return evaluate_qa.answer_questions(None, None, records, p, gp, tp)["seen"], list(prompts)
+        return evaluate_qa.answer_questions(("model", "tokenizer"), records, p, gp, tp)["seen"], list(prompts)
 
     return answer
 
@@ -32,14 +32,14 @@ def run(shipped, monkeypatch):
 def test_a_sure_recitation_is_what_the_questions_are_read_from(run):
     (summary, rows), prompts = run(0.99)
     assert {r["kind"] for r in rows} == {"fact", "yesno", "unanswerable"} and all(r["source"] == "memory" for r in rows)
-    assert all("RECITED" in x[0]["content"] and DESC not in x[0]["content"] for x in prompts)  # no catalog text
+    assert prompts and all(x.startswith("RECITED") for x in prompts)  # no catalog text
 
 
 @pytest.mark.parametrize("confidence, another", [(0.5, None), (0.99, "Another Product")])
 def test_an_unsure_or_anothers_recitation_leaves_the_catalogs_description(run, confidence, another):
     (summary, rows), prompts = run(confidence, another)
     assert all(r["source"] == "catalog" for r in rows)
-    assert all(DESC in x[0]["content"] and "RECITED" not in x[0]["content"] for x in prompts)
+    assert prompts and all(x == DESC for x in prompts)
 
 
 def test_answers_are_scored_per_kind(run):
