@@ -145,7 +145,8 @@ def main(argv=None) -> None:
         llm = load_gguf(path)
         for q in asked:
             start = time.perf_counter()
-            routed = ask.route(q["question"], tp, gp, lambda p: stream_gguf(llm, p, gp), reader, catalog, learned)
+            closed = lambda p: stream_gguf(llm, p, gp)  # noqa: E731
+            routed = ask.route(q["question"], tp, gp, closed, reader, catalog, learned)
             text = "".join(routed.pieces).strip()
             seconds = time.perf_counter() - start
             the_set, content = split[q["title"]]

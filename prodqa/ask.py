@@ -8,9 +8,9 @@ product's description (``prodqa.learned``: a series' sibling), **from memory**; 
 description; a product in neither gets **not in the catalog** and no invented description. A question that asks
 for the description ("What is X?") gets that description; any other ("Who wrote X?") a few words of it chosen by
 the reader (recite, then read: prodqa.read, the base model), "Yes."/"No.", or "The description does not say.",
-with the description it was read from under it. A question that fits several catalog products as well (a name typed in part that begins several
-titles) is answered with the question back: which one? The source and the confidence are printed first, and
-the description read from last (to stderr).
+with the description it was read from under it. A question that fits several catalog products as well (a name
+typed in part that begins several titles) is answered with the question back: which one? The source and the
+confidence are printed first, and the description read from last (to stderr).
 
 ``--memory`` always answers closed-book and ``--grounded`` always reads the catalog's description, whatever the
 question (for comparisons: the page's panels). By default the q8_0 GGUF runs in llama.cpp; ``--hf`` uses the
@@ -192,7 +192,8 @@ def main(argv=None) -> None:
         if match is None:
             raise DataError(f"no product in the catalog matches the question (best match {score:.0f} < {MIN_SCORE})")
         grounded = (answer(route_.answer_prompt(question, match.title, match.content, tp))  # as the page's panel
-                    if route_.is_overview(question, match.title) else iter([read(question, match.title, match.content)]))
+                    if route_.is_overview(question, match.title)
+                    else iter([read(question, match.title, match.content)]))
         routed = Routed(route_.CATALOG, f"from the catalog: {match.title} (match {score:.0f})", grounded, match.content)
     else:
         learned = Learned.load(args.trained) if Path(args.trained).exists() else None

@@ -1,7 +1,7 @@
 """Stages ``evaluate_base`` and ``evaluate``, second part: questions about each evaluated product, answered as ``ask``
 answers them (read by the base model: prodqa.read), and scored as question answering is (prodqa.qa): exact match,
-token F1, "contains" and answer length, per kind (fact, yes/no, unanswerable), for the seen set (read from the model's own recitation when it is sure of
-it) and the unseen one (read from the catalog's description).
+token F1, "contains" and answer length, per kind (fact, yes/no, unanswerable), for the seen set (read from the
+model's own recitation when it is sure of it) and the unseen one (read from the catalog's description).
 """
 
 from __future__ import annotations

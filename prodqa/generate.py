@@ -54,6 +54,14 @@ def batched(values) -> bool:
     return hasattr(values, "log_softmax")
 
 
+def log_softmax(logits):
+    """Log-probabilities of numpy logits (llama.cpp's), over the last axis: a row, or a row per position."""
+    import numpy as np
+
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
 class TokenLogprobs:
     """A logits processor for both backends that records the log-probability of each token chosen.
 
@@ -75,13 +83,7 @@ class TokenLogprobs:
                 self.steps.append(self._previous.gather(1, input_ids[:, -1:]).squeeze(1))
             else:  # numpy: [vocab]
                 self.steps.append(float(self._previous[int(input_ids[-1])]))
-        if batched(scores):
-            self._previous = scores.float().log_softmax(-1)
-        else:
-            import numpy as np
-
-            shifted = scores - scores.max()
-            self._previous = shifted - np.log(np.exp(shifted).sum())
+        self._previous = scores.float().log_softmax(-1) if batched(scores) else log_softmax(scores)
         return scores
 
     def row(self, r: int) -> list[float]:

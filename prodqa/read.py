@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from .generate import log_softmax
 from .qa import BOILERPLATE, NOT_SAID, normalize, sentences
 from .template import encode
 
@@ -76,7 +77,7 @@ def asks_yes_or_no(question: str) -> bool:
     return bool(words) and words[0] in YESNO_OPENERS
 
 
-def candidates(question: str, description: str, opening: list[float], scorer: Scorer) -> list[str]:
+def candidates(question: str, description: str, opening, scorer: Scorer) -> list[str]:
     """The answers the reader chooses among (see the module doc), ``opening`` being the prompt's next-token
     log-probabilities: spans open at the :data:`OPENINGS` best-liked description words that the question does not
     already say."""
@@ -85,11 +86,11 @@ def candidates(question: str, description: str, opening: list[float], scorer: Sc
         return fixed
     said = [[w.strip(PUNCTUATION) for w in sentence.split()] for sentence in sentences(description)
             if not BOILERPLATE.search(sentence)]  # no answer from a publisher's notice ("Copyright Reed Business…")
-    asked = set(normalize(question).split())
+    skipped = {*normalize(question).split(), ""}  # the question's own words open no answer; nor does punctuation
     liked = {}
     for k, words in enumerate(said):
         for i, w in enumerate(words):
-            if w and normalize(w) and normalize(w) not in asked:
+            if normalize(w) not in skipped:
                 liked[k, i] = opening[scorer.tokens(w)[0]]
     starts = sorted(liked, key=lambda at: -liked[at])[:OPENINGS]
     spans = {" ".join(said[k][i:i + n]).strip(PUNCTUATION) for k, i in starts for n in range(1, SPAN_WORDS + 1)
@@ -105,14 +106,6 @@ def read(question: str, title: str, description: str, scorer: Scorer, tp: Templa
     options = candidates(question, description, opening, scorer)
     scores = score(scorer, opening, options)
     return options[max(range(len(options)), key=scores.__getitem__)]
-
-
-def _log_softmax(rows):
-    import numpy as np
-
-    rows = rows.astype(np.float64)
-    top = rows.max(-1, keepdims=True)
-    return rows - top - np.log(np.exp(rows - top).sum(-1, keepdims=True))
 
 
 class HFScorer:
@@ -178,14 +171,14 @@ class GGUFScorer:
         self.llm.reset()
         self.llm.eval(ids)
         self._n = len(ids)
-        return _log_softmax(self.llm.scores[self._n - 1])
+        return log_softmax(self.llm.scores[self._n - 1])
 
     def rows(self, seqs: list[list[int]]) -> list:
         out = []
         for s in seqs:
             self.llm.n_tokens = self._n  # the prompt's cache stays; the last continuation's goes
             self.llm.eval(s)
-            out.append(_log_softmax(self.llm.scores[self._n:self._n + len(s)]))
+            out.append(log_softmax(self.llm.scores[self._n:self._n + len(s)]))
         return out
 
 

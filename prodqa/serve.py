@@ -9,10 +9,10 @@ A local Gradio app (bound to 127.0.0.1 unless ``--host`` says otherwise):
   generated: the base model, the
   fine-tuned model closed-book (what it learned; both asked by the catalog's name for the product, as
   ``ask.named`` puts it), and the answer grounded on the catalog's description of the matched product (for a
-  question other than an overview, the reader's: prodqa.read, the base model choosing words of it). Each shows its confidence and how long it took;
-  the grounded one names its product. The routed answer is one of the panels, chosen once the closed-book
-  answer's confidence is known, or for a question from memory other than an overview, the reader's answer from
-  its finished recitation (one short answer more).
+  question other than an overview, the reader's: prodqa.read, the base model choosing words of it). Each shows
+  its confidence and how long it took; the grounded one names its product. The routed answer is one of the
+  panels, chosen once the closed-book answer's confidence is known, or for a question from memory other than an
+  overview, the reader's answer from its finished recitation (one short answer more).
 - **Evaluation**: the seen/unseen scores of both models, the training loss curve and the report's
   side-by-side examples, as the pipeline wrote them.
 
