@@ -34,7 +34,7 @@ KINDS = ("fact", "yesno", "unanswerable")  # what evaluate asks; overview is rec
 _NOT_SAID_RE = re.compile(r"\b(does not say|doesn't say|not (?:say|mention|given|stated)|no mention|don't know|"
                           r"do not know|not in the catalog)\b", re.I)
 
-_NUMBER_WORDS = ("two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
+NUMBER_WORDS = ("two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
                  "hundred|hundreds|dozens")
 _NAME = r"[A-Z][\w.'&-]*(?: (?:de |van |von |la |of )?[A-Z][\w.'&-]*){1,3}"  # two to four capitalised words
 _UNITS = {  # a measure's unit -> the typed questions about it
@@ -68,7 +68,7 @@ TYPED = {
     "includes": (r"\b(?:includes|including|features|contains|comes with) ([^.;:]{3,40}?)(?=[.;:]|$)",
                  ("What does {title} include?", "What comes with {title}?", "What is included in {title}?")),
     **{unit: (rf"\b(\d[\d,.]*(?:[-–]\d+)? ?(?:{words}))\b", asks) for unit, (words, asks) in _UNITS.items()},
-    "count": (rf"\b((?!1[5-9]\d\d\b|20[0-2]\d\b)(?:\d[\d,]*|{_NUMBER_WORDS}) (?!inches|pages|minutes|years|months|ounces|pounds)[a-z]+s)\b",
+    "count": (rf"\b((?!1[5-9]\d\d\b|20[0-2]\d\b)(?:\d[\d,]*|{NUMBER_WORDS}) (?!inches|pages|minutes|years|months|ounces|pounds)[a-z]+s)\b",
               ("How many {noun} does {title} have?", "How many {noun} are in {title}?",
                "What number of {noun} does {title} give?")),
 }
@@ -123,7 +123,7 @@ def typed_question(fact: str, value: str, title: str, phrasing: int) -> tuple[st
 def echo(sentence: str, rng: random.Random) -> tuple[str, str] | None:
     """A question about one span of ``sentence``, asked in place by its wh-word, and the span; None if none."""
     spans = [(m, "year") for m in re.finditer(r"\b(1[5-9]\d\d|20[0-2]\d)\b", sentence)]
-    spans += [(m, "number") for m in re.finditer(rf"\b(\d[\d,]*|{_NUMBER_WORDS})(?= [a-z]+s\b)", sentence)]
+    spans += [(m, "number") for m in re.finditer(rf"\b(\d[\d,]*|{NUMBER_WORDS})(?= [a-z]+s\b)", sentence)]
     spans += [(m, "name") for m in re.finditer(rf"(?<!^)(?<![.!?] )\b({_NAME})", sentence)]
     if not 5 <= len(sentence.split()) <= MAX_ECHO_WORDS or BOILERPLATE.search(sentence):
         return None

@@ -4,7 +4,8 @@ Extractive, so an answer is grounded by construction: the model does not write t
 
 - **spans of the description**: up to :data:`SPAN_WORDS` words of one sentence (not a publisher's notice), opening
   at one of the :data:`OPENINGS` words the model most likes to open its answer with (one forward pass of the prompt
-  gives that for every word at once);
+  gives that for every word at once), and of the kind the question wants (:data:`WANTS`: "How many …?" takes a
+  number, "When …?" a date, any other question any span);
 - **"Yes." / "No."** for a question that asks yes or no (it opens as "Is …", "Does …");
 - **"The description does not say."** (``prodqa.qa.NOT_SAID``), always,
 
@@ -21,10 +22,11 @@ and :class:`GGUFScorer` (llama.cpp: the prompt evaluated once, each continuation
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Protocol
 
 from .generate import log_softmax
-from .qa import BOILERPLATE, NOT_SAID, normalize, sentences
+from .qa import BOILERPLATE, NOT_SAID, NUMBER_WORDS, normalize, sentences
 from .template import encode
 
 if TYPE_CHECKING:
@@ -36,6 +38,24 @@ YES, NO = "Yes.", "No."
 YESNO_OPENERS = {"is", "are", "was", "were", "does", "do", "did", "can", "has", "have", "will", "could", "should",
                  "would", "isn't", "doesn't", "am"}
 PUNCTUATION = "\"“”'‘’()[],;:.!?"
+# What a question asks for, by the words that ask it (the first of them in the question decides): a span that does
+# not open as that kind opens is no answer to it ("How many recipes?" is not answered "Mexican", "When?" not "a
+# farm"). Names and places are not typed: their answers are as often not capitalised ("his wife", "at Yale"), and
+# typing them lost more than it won on the dev questions (docs/qa.md). Any other question may take any span.
+WANTS = {
+    "number": r"\bhow (?:many|much|long|old|tall|big|wide|heavy|often)\b|\b(?:what|which) (?:ages?|number)\b|"
+              r"\bwhat age range\b",
+    "date": r"\bwhen\b|\b(?:what|which) (?:year|date|day|decade|century)\b",
+}
+_NUMBER = rf"[\d£$€]|(?:one|dozen|{NUMBER_WORDS})$"  # a word that is a number
+_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|" \
+         r"Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)$"
+# Per kind: a word its span may open with, and a word its span must hold ("Ages 3-6", "about 150", "17 November").
+SPANS = {
+    "number": (re.compile(rf"^(?:{_NUMBER}|(?:a|an|ages?|over|under|about|around|approx|approximately|nearly|almost|"
+                          r"up|some|more|less)$)", re.I), re.compile(rf"^(?:{_NUMBER})", re.I)),
+    "date": (re.compile(rf"^(?:\d|{_MONTH}|(?:in|on|since|early|late|the)$)", re.I), re.compile(rf"^(?:\d|{_MONTH})")),
+}
 CONTINUATIONS_PER_BATCH = 64  # transformers: continuations scored in one forward pass over the prompt's cache
 
 
@@ -77,24 +97,41 @@ def asks_yes_or_no(question: str) -> bool:
     return bool(words) and words[0] in YESNO_OPENERS
 
 
+def wants(question: str) -> str | None:
+    """The kind of span that answers ``question`` (a key of :data:`WANTS`), or None when any span may."""
+    text = " ".join(normalize(question).split())
+    found = [(m.start(), kind) for kind, pattern in WANTS.items() for m in [re.search(pattern, text)] if m]
+    return min(found)[1] if found else None
+
+
+def of_kind(words: list[str], kind: str | None) -> bool:
+    """Whether the span ``words`` can answer a question wanting ``kind`` (None: any span can): it opens as that
+    kind may open and holds a word of the kind (:data:`SPANS`)."""
+    if kind is None:
+        return True
+    opens, holds = SPANS[kind]
+    return bool(opens.match(words[0])) and any(holds.match(w) for w in words)
+
+
 def candidates(question: str, description: str, opening, scorer: Scorer) -> list[str]:
     """The answers the reader chooses among (see the module doc), ``opening`` being the prompt's next-token
-    log-probabilities: spans open at the :data:`OPENINGS` best-liked description words that the question does not
-    already say."""
+    log-probabilities: spans of the kind the question wants (:func:`wants`), opening at the :data:`OPENINGS`
+    best-liked description words that the question does not already say. No span of that kind: "does not say"."""
     fixed = [NOT_SAID] + ([YES, NO] if asks_yes_or_no(question) else [])
     if fixed[1:]:
         return fixed
     said = [[w.strip(PUNCTUATION) for w in sentence.split()] for sentence in sentences(description)
             if not BOILERPLATE.search(sentence)]  # no answer from a publisher's notice ("Copyright Reed Business…")
     skipped = {*normalize(question).split(), ""}  # the question's own words open no answer; nor does punctuation
+    kind = wants(question)
     liked = {}
     for k, words in enumerate(said):
         for i, w in enumerate(words):
-            if normalize(w) not in skipped:
+            if normalize(w) not in skipped and (kind is None or SPANS[kind][0].match(w)):
                 liked[k, i] = opening[scorer.tokens(w)[0]]
     starts = sorted(liked, key=lambda at: -liked[at])[:OPENINGS]
     spans = {" ".join(said[k][i:i + n]).strip(PUNCTUATION) for k, i in starts for n in range(1, SPAN_WORDS + 1)
-             if i + n <= len(said[k])}  # within one sentence
+             if i + n <= len(said[k]) and of_kind(said[k][i:i + n], kind)}  # within one sentence
     return fixed + sorted(s for s in spans if s)
 
 

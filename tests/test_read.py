@@ -92,3 +92,29 @@ def test_the_hf_scorer_scores_as_a_full_forward_pass_does(tiny_model, shipped):
             lp = torch.log_softmax(model(torch.tensor([ids + cont])).logits[0].float(), -1)
         want = sum(lp[len(ids) - 1 + j, t].item() for j, t in enumerate(cont))
         assert s == pytest.approx(want, abs=1e-3)
+
+
+def test_a_question_wants_a_number_or_a_date_by_the_words_that_ask_it():
+    assert read.wants("How many pages does Blue Lightning have?") == "number"
+    assert read.wants("For what age range is it?") == "number"
+    assert read.wants("In what year was Blue Lightning published?") == "date"
+    assert read.wants("When did the author of How Many Miles to Babylon die?") == "date"  # the first asking words
+    assert read.wants("Who wrote Blue Lightning?") is None
+    assert read.wants("What is Blue Lightning about?") is None
+
+
+def test_a_span_answers_a_typed_question_only_when_it_opens_and_holds_its_kind():
+    assert read.of_kind(["about", "150", "recipes"], "number")
+    assert read.of_kind(["Ages", "3-6"], "number")
+    assert not read.of_kind(["Mexican", "recipes"], "number")
+    assert not read.of_kind(["a", "farm"], "date")
+    assert read.of_kind(["in", "November", "1998"], "date")
+    assert read.of_kind(["a", "farm"], None)
+
+
+def test_a_number_or_date_question_is_answered_by_a_span_of_its_kind_or_not_at_all():
+    desc = DESC + " First published in 1998."
+    assert _read("How many pages does Blue Lightning have?", "320") == "320"
+    assert _read("How many pages does Blue Lightning have?", "Lerwick") == NOT_SAID  # liked, but no number
+    assert _read("When was Blue Lightning first published?", "1998", desc) == "1998"
+    assert _read("When was Blue Lightning first published?", "Ann Cleeves", desc) == NOT_SAID  # no date
