@@ -49,8 +49,9 @@ def lookup(catalog, questions: list[dict]) -> dict:
         if q["title"] not in titles:
             continue
         match, _ = catalog.find(q["question"])
-        seen["not in the catalog" if match is None else "found" if match.title == q["title"] else
-             "asked back" if q["title"] in match.others else "another product"] += 1
+        seen["not in the catalog" if match is None else
+             ("asked back" if q["title"] in {match.title, *match.others} else "another product") if match.asks_back
+             else "found" if match.title == q["title"] else "another product"] += 1
     n = sum(seen.values())
     return {**seen, "questions": n, "found_or_asked_back": round((seen["found"] + seen["asked back"]) / max(n, 1), 4)}
 

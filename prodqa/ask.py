@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 from . import read as read_
 from . import route as route_
-from .catalog import MIN_SCORE, Catalog, Match
+from .catalog import ASK_BACK_SCORE, MIN_SCORE, Catalog, Match
 from .files import DataError
 from .generate import CONFIDENCE_TOKENS, Stream, load_gguf, load_hf, stream_gguf, stream_hf
 from .learned import Learned
@@ -95,15 +95,25 @@ def as_asked(question: str, title: str, catalog: Catalog, tp: Template) -> tuple
     question it puts to the model, or None when it asks back without listing the product; its answer then;
     whether it asked back; whether the catalog found or listed the product). Asked back, the user picks theirs."""
     match, _ = catalog.find(question)
-    if match is not None and match.others:
+    if match is not None and match.asks_back:
         listed = title in {match.title, *match.others}
         return (named(question, title, tp) if listed else None), which(match), True, listed
     return named(question, match and match.title, tp), "", False, match is not None and match.title == title
 
 
 def which(match: Match) -> str:
-    """The answer to a question that names several products as well as one (a shared beginning): ask which."""
+    """The answer to a question that is asked back: it names several products as well as one (a shared beginning),
+    or one product too loosely to be sure (``Match.unsure``)."""
+    if match.unsure:
+        return f"Do you mean {match.title}? Ask again with its name."
     return f"Several products go by that name: {'; '.join([match.title, *match.others])}. Which one do you mean?"
+
+
+def asked_back(match: Match, score: float) -> str:
+    """The label of a question asked back."""
+    if match.unsure:
+        return f"not sure which product: did you mean {match.title}? (match {score:.0f} < {MIN_SCORE})"
+    return f"several products match: which one? ({1 + len(match.others)} listed)"
 
 
 def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], Stream], read: Reader,
@@ -119,9 +129,8 @@ def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], 
     catalog does (:func:`named`), so the label names it too.
     """
     match, score = catalog.find(question) if catalog is not None else (None, 0.0)
-    if match is not None and match.others:
-        return Routed(route_.AMBIGUOUS, f"several products match: which one? ({1 + len(match.others)} listed)",
-                      iter([which(match)]))
+    if match is not None and match.asks_back:
+        return Routed(route_.AMBIGUOUS, asked_back(match, score), iter([which(match)]))
     title = match and match.title
     overview = route_.is_overview(question, title)
     closed = answer(prompt(named(question, title, tp), tp))
@@ -138,7 +147,7 @@ def route(question: str, tp: Template, gp: Generate, answer: Callable[[object], 
     closed.close()
     why = route_.unsure(closed.confidence, gp, another)
     if source == route_.UNKNOWN:
-        where = "no catalog index" if catalog is None else f"best match {score:.0f} < {MIN_SCORE}"
+        where = "no catalog index" if catalog is None else f"best match {score:.0f} < {ASK_BACK_SCORE}"
         return Routed(source, f"not in the catalog ({where}; {why})", iter([DONT_KNOW]))
     label = f"from the catalog: {match.title} (match {score:.0f}; {why})"
     if overview:
@@ -190,7 +199,7 @@ def main(argv=None) -> None:
     if args.grounded:
         match, score = catalog.find(question)
         if match is None:
-            raise DataError(f"no product in the catalog matches the question (best match {score:.0f} < {MIN_SCORE})")
+            raise DataError(f"no product in the catalog matches the question (best match {score:.0f} < {ASK_BACK_SCORE})")
         grounded = (answer(route_.answer_prompt(question, match.title, match.content, tp))  # as the page's panel
                     if route_.is_overview(question, match.title)
                     else iter([read(question, match.title, match.content)]))

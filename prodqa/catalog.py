@@ -23,7 +23,10 @@ A question names a product loosely ("tell me about the girls ballet tutu pink", 
    of Blowback?"), whole or before its subtitle, and rare enough to be a name (:meth:`Catalog.named_inside`): people
    name a product inside a longer question, whose other words no title explains.
 
-Else there is no match: the product is not in the catalog. When the question names only the
+Else, when the best title still scores ``ASK_BACK_SCORE`` or more, it comes back ``unsure``: the question is asked
+back ("Do you mean …?"), neither answered about a product it may not mean nor told "not in the catalog" (people's
+questions hold more words than a title: "dorothy row guide to life - what year was she born", 68). Below that there
+is no match: the product is not in the catalog. When the question names only the
 first words of the title found, other titles that begin with the same words (and hold every question word
 it does) come with the match as ``others`` ("Harry Potter and the" begins seven): the question does not say
 which product it means.
@@ -41,7 +44,8 @@ from pathlib import Path
 from .files import DataError, atomic_path
 
 BETA = 0.5  # < 1: the title's coverage weighs more than the question's (people add words around a name)
-MIN_SCORE = 88  # below: not in the catalog (chosen with benchmarks/lookup.py on real titles: docs/confidence.md)
+MIN_SCORE = 88  # below: not a sure match (chosen with benchmarks/lookup.py on real titles: docs/confidence.md)
+ASK_BACK_SCORE = 65  # from here to MIN_SCORE the best title is asked back, "Do you mean …?" (docs/qa.md); below: none
 # A title named inside a longer question (Catalog.named_inside) weighs at least one word this rare.
 NAMED_DF, NAMED_SHARE = 3, 1000  # "rare": in at most 3 titles, or one title in 1,000 of a large catalog
 MAX_OTHERS = 4  # other titles the question begins as well, named besides the best
@@ -81,6 +85,12 @@ class Match:
     content: str
     score: float  # 0-100: how well title and question cover each other
     others: tuple[str, ...] = ()  # other titles that begin with the words the question names: it does not say which
+    unsure: bool = False  # scored ASK_BACK_SCORE to MIN_SCORE: the question may mean it, and is asked
+
+    @property
+    def asks_back(self) -> bool:
+        """Whether the question is asked back (which one? / do you mean it?) rather than answered."""
+        return bool(self.others) or self.unsure
 
     def context(self) -> dict:
         """The product as ``template.prompt`` takes it for a grounded answer."""
@@ -244,7 +254,8 @@ class Catalog:
         return prefix if any(question[i:i + prefix] == t_list[:prefix] for i in range(len(question))) else 0
 
     def find(self, question: str) -> tuple[Match | None, float]:
-        """The product the question is about and its score, or (None, best score) below MIN_SCORE."""
+        """The product the question is about and its score (``unsure`` from ASK_BACK_SCORE to MIN_SCORE), or
+        (None, best score) below ASK_BACK_SCORE."""
         asked = words(question)
         query = [w for w in asked if w not in SCAFFOLDING] or asked
         fixes, df = self._corrected(query, self._df(set(query)))
@@ -268,7 +279,11 @@ class Catalog:
         if ranked[0][0] < MIN_SCORE:  # no title and question name each other: is a title named inside the question?
             inside = self.named_inside(asked, titles, df)
             if inside is None:
-                return None, ranked[0][0]
+                best_score, best, _ = ranked[0]
+                if best_score < ASK_BACK_SCORE:
+                    return None, best_score
+                title, content = self.db.execute("SELECT title, content FROM products WHERE id = ?", (best,)).fetchone()
+                return Match(title, content, best_score, unsure=True), best_score
             ranked = [next(r for r in ranked if r[1] == inside)]
         best_score, best, best_title = ranked[0]
         t_list, hit_t, hit_q = self.hits(read[best], best_title)

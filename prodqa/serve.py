@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Iterator
 
 from . import read, route
-from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, TRAINED, check_question, named, which
-from .catalog import MIN_SCORE, Catalog
+from .ask import BASE_GGUF, CATALOG, DONT_KNOW, GGUF, TRAINED, asked_back, check_question, named, which
+from .catalog import ASK_BACK_SCORE, Catalog
 from .files import DataError, SetupError
 from .generate import CONFIDENCE_TOKENS, Stream, TokenLogprobs, load_gguf, stream_gguf
 from .learned import Learned
@@ -120,8 +120,9 @@ class Answerer:
         main, tuned = answers["main"], answers["tuned"]
         if main.note or "tuned" in self.missing:
             return
-        if match is not None and match.others:
-            main.note, main.text = "Several products match: which one?", which(match)
+        if match is not None and match.asks_back:
+            label = asked_back(match, match.score)
+            main.note, main.text = label[0].upper() + label[1:], which(match)
             main.total_s = time.perf_counter() - main.started
             return
         stream = streams.get("tuned")
@@ -151,7 +152,7 @@ class Answerer:
             answers["main"].note = self.missing["tuned"]
         streams: dict[str, Stream] = {}
         match, score = self.catalog.find(question) if self.catalog is not None else (None, 0.0)
-        found = match.title if match is not None and not match.others else None  # several: the page asks which
+        found = match.title if match is not None and not match.asks_back else None  # the page asks which one
         closed = named(question, found, self.tp)  # base and fine-tuned closed-book: by the catalog's name
         overview = route.is_overview(question, found)
         for panel in PANELS:
@@ -164,7 +165,7 @@ class Answerer:
                     continue
                 if match is None:
                     answers[panel].note = (f"No product in the catalog matches this question (best match {score:.0f} "
-                                           f"< {MIN_SCORE}): nothing to ground the answer on.")
+                                           f"< {ASK_BACK_SCORE}): nothing to ground the answer on.")
                     continue
                 answers[panel].note = f"Grounded on: {match.title} (match {match.score:.0f})"
                 streams[panel] = (stream_gguf(self.models[panel], route.answer_prompt(

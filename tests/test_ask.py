@@ -162,6 +162,13 @@ def test_a_name_several_products_share_is_asked_back_not_answered(catalog, shipp
     assert routed.source == "memory"
 
 
+@pytest.mark.parametrize("logprob", [-0.01, -0.5])
+def test_a_product_named_too_loosely_is_asked_back_by_name_not_answered(catalog, shipped, logprob):
+    routed, text, asked = _route(catalog, shipped, "lodge cast iron skillet - how heavy is it", logprob)
+    assert routed.source == "ambiguous" and asked == [] and "did you mean" in routed.label
+    assert text == "Do you mean Lodge Pre-Seasoned Cast Iron Skillet? Ask again with its name."
+
+
 def test_grounded_prompt_carries_the_description(catalog, shipped):
     match, _ = Catalog(catalog).find("What is Girls Ballet Tutu Neon Pink?")
     product = match.context()

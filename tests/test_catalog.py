@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from prodqa.catalog import MIN_SCORE, Catalog, build
+from prodqa.catalog import ASK_BACK_SCORE, MIN_SCORE, Catalog, build
 from prodqa.files import DataError
 from stages import catalog as stage
 
@@ -43,8 +43,9 @@ def catalog(tmp_path_factory):
 ])
 def test_find(catalog, question, title):
     match, score = catalog.find(question)
-    assert (match.title if match else None) == title, (question, score)
+    assert (match.title if match and not match.unsure else None) == title, (question, score)
     assert (score >= MIN_SCORE) == (title is not None)
+    assert match is None or match.unsure == (score < MIN_SCORE)
     if match:
         assert match.content == f"about {title}" and match.context() == {"title": title, "content": f"about {title}"}
 
@@ -152,3 +153,18 @@ def test_only_a_whole_rare_title_named_as_one_phrase_counts_as_named_inside(tmp_
     df = catalog._df({w for t in titles.values() for w in words(t)})
     found = catalog.named_inside(words(question), titles, df)
     assert (titles[found] if found else None) == named
+
+
+LOOSE = ["Dorothy Rowe's Guide to Life", *(f"Filler Title Number {i}" for i in range(30))]
+
+
+@pytest.mark.parametrize("question, title", [
+    ("dorothy row guide to life - what year was she born", "Dorothy Rowe's Guide to Life"),  # a typo, more words
+    ("What is a quantum flux capacitor?", None),
+])
+def test_a_product_named_too_loosely_to_be_sure_is_asked_back_not_missed(tmp_path, question, title):
+    """Between ASK_BACK_SCORE and MIN_SCORE the best title comes back unsure (the question is asked back: "Do you
+    mean …?"); below, none (not in the catalog)."""
+    match, score = _catalog(tmp_path, LOOSE).find(question)
+    assert (match.title if match else None) == title, (question, score)
+    assert match is None or (match.unsure and match.asks_back and ASK_BACK_SCORE <= score < MIN_SCORE)

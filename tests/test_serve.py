@@ -143,7 +143,7 @@ def test_the_routed_answer_is_the_panel_its_confidence_chooses(served, tmp_path,
 @pytest.mark.parametrize("min_confidence", [0.0, 1.0])
 def test_a_name_several_products_share_is_asked_back_whatever_the_confidence(served, tmp_path, min_confidence):
     main = _routed(served, tmp_path, min_confidence, "Tell me about Harry Potter and the.")["main"]
-    assert main.note == "Several products match: which one?" and main.source is None
+    assert main.note.startswith("Several products match: which one?") and main.source is None
     assert "Goblet of Fire" in main.text and "Order of the Phoenix" in main.text and main.text.endswith("Which one do you mean?")
 
 
