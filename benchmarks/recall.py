@@ -27,7 +27,7 @@ DEFAULT_RAW = ROOT.parent / "shared" / "real_dev" / "trn_dev.jsonl"
 # params.yaml of the day.
 RECIPE = {"sample": ["n_products"], "template": ["format", "phrasings_per_product", "typed_share", "max_seq_len", "system_prompt", "qa_per_product",
                        "qa_context_chars"],
-          "train": ["method", "num_train_epochs", "learning_rate", "loraplus_lr_ratio", "focal_gamma", "opening_weight",
+          "train": ["method", "num_train_epochs", "learning_rate", "per_device_train_batch_size", "lr_batch_scaling", "warmup_steps", "loraplus_lr_ratio", "focal_gamma", "opening_weight",
                     "lora_r", "lora_alpha", "target_modules", "lora_first_layer", "lr_scheduler_type", "attention",
                     "torch_compile", "frozen_cache_mib", "seed"]}
 

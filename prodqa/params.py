@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 PARAMS_FILE = "params.yaml"
 Precision = Literal["auto", "fp32", "bf16"]  # resolved to a dtype by prodqa.precision
@@ -165,7 +165,12 @@ class Train(Section):
     learning_rate: float = Field(gt=0, lt=1, description="Peak learning rate (AdamW), reached after warmup_steps.")
     max_steps: int = Field(ge=-1, description="Optimizer steps; -1 trains for `num_train_epochs` instead.")
     num_train_epochs: float = Field(gt=0, description="Passes over the training examples.")
-    per_device_train_batch_size: int = Field(gt=0, description="Rows (examples, or packed rows) per step and device.")
+    per_device_train_batch_size: PositiveInt | Literal["auto"] = Field(
+        description="Rows (examples, or packed rows) per step and device; auto: 1 on a CPU, "
+                    "prodqa.train.CUDA_BATCH on a CUDA GPU.")
+    lr_batch_scaling: Literal["none", "sqrt", "linear"] = Field(
+        description="learning_rate is one example a step's; at B examples a step (batch x gradient accumulation x "
+                    "processes) the run's is learning_rate x sqrt(B), x B, or unchanged (none).")
     per_device_eval_batch_size: int = Field(gt=0, description="Rows per validation batch.")
     gradient_accumulation_steps: int = Field(gt=0, description="Batches summed into one optimizer step.")
     warmup_steps: int = Field(ge=0, description="Steps of linear warmup from 0 to learning_rate.")

@@ -33,7 +33,11 @@ PAD_MULTIPLE = 64  # unpacked rows under torch.compile are padded to a multiple 
 # compile, then ≈ 0.13 s saved a step of one example, so break-even near 1,200 steps). In fp32 (an AVX2-only CPU)
 # the matrix products bound a step and compiled steps were no faster: those runs stay eager (docs/cost.md).
 COMPILE_MIN_STEPS = 2000
-FULL_NOTE = "full_finetune.json"  # the adapter output of method full: says where the trained model is
+# train.per_device_train_batch_size auto on a CUDA GPU: one example a step leaves it nearly idle (766 tokens/s on an
+# H200, docs/gpu.md); 16 rows a step with train.lr_batch_scaling. Not yet measured on a GPU (docs/cost.md, batch).
+CUDA_BATCH = 16
+FULL_NOTE = "full_finetune.json"
+RESOLVED = {"torch_compile", "per_device_train_batch_size", "learning_rate"}  # TRL keys resolved before SFTConfig  # the adapter output of method full: says where the trained model is
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,13 +90,32 @@ def resolve_backend(p: Train, has_cuda: bool) -> str:
     return choose_backend(p.backend, has_cuda)
 
 
-def planned_steps(p: Train, examples: int) -> int:
+def batch_size(p: Train, has_cuda: bool) -> int:
+    """Resolve ``train.per_device_train_batch_size``: ``auto`` is one example a step on a CPU (at equal exposures
+    it recalls best there, docs/cost.md) and :data:`CUDA_BATCH` on a CUDA GPU."""
+    if p.per_device_train_batch_size == "auto":
+        return CUDA_BATCH if has_cuda else 1
+    return p.per_device_train_batch_size
+
+
+def examples_per_step(p: Train, has_cuda: bool) -> int:
+    """Rows an optimizer step learns from: the batch, times gradient accumulation, times the processes."""
+    return batch_size(p, has_cuda) * p.gradient_accumulation_steps * max(p.num_processes, 1)
+
+
+def learning_rate(p: Train, has_cuda: bool) -> float:
+    """The run's peak learning rate: ``train.learning_rate`` (one example a step's) scaled to the examples a step
+    by ``train.lr_batch_scaling``."""
+    b = examples_per_step(p, has_cuda)
+    return p.learning_rate * {"none": 1.0, "sqrt": math.sqrt(b), "linear": float(b)}[p.lr_batch_scaling]
+
+
+def planned_steps(p: Train, examples: int, has_cuda: bool = False) -> int:
     """Optimizer steps the run will take (``max_steps``, or the epochs over ``examples`` unpacked rows; with
     ``packing`` the rows are fewer, and this an upper bound)."""
     if p.max_steps > 0:
         return p.max_steps
-    per_step = p.per_device_train_batch_size * p.gradient_accumulation_steps * max(p.num_processes, 1)
-    return math.ceil(math.ceil(examples / per_step) * p.num_train_epochs)
+    return math.ceil(math.ceil(examples / examples_per_step(p, has_cuda)) * p.num_train_epochs)
 
 
 def compiles(requested: bool | str, steps: int, has_cuda: bool, bf16: bool) -> bool:
@@ -191,13 +214,16 @@ def _load_unsloth(base_dir: str, p: Train, max_seq_len: int):
 
 
 def sft_config(p: Train, max_seq_len: int, ckpt_dir: str, has_cuda: bool, bf16: bool, compile_model: bool):
-    """TRL's SFTConfig: the ``train`` keys TRL has too (``params.trl_keys``) pass through unchanged, but
-    ``torch_compile``, which may be ``auto`` (resolved by :func:`compiles` into ``compile_model``)."""
+    """TRL's SFTConfig: the ``train`` keys TRL has too (``params.trl_keys``) pass through unchanged, but three that
+    are resolved first: ``torch_compile`` (may be ``auto``: :func:`compiles` gives ``compile_model``), the batch
+    (:func:`batch_size`) and the learning rate (:func:`learning_rate`)."""
     from trl import SFTConfig
 
     return SFTConfig(
-        **p.model_dump(include=trl_keys() - {"torch_compile"}),
+        **p.model_dump(include=trl_keys() - RESOLVED),
         torch_compile=compile_model,
+        per_device_train_batch_size=batch_size(p, has_cuda),
+        learning_rate=learning_rate(p, has_cuda),
         output_dir=ckpt_dir,
         data_seed=p.seed,
         max_length=max_seq_len,
@@ -354,7 +380,7 @@ def build_trainer(paths: Paths, p: Train, template_p: Template, callbacks=()):
                                                                          logits_at_answers=backend == "peft")
     if p.loraplus_lr_ratio and p.method == "lora":
         trainer_cls = _loraplus_trainer(trainer_cls, p.loraplus_lr_ratio)
-    compile_model = compiles(p.torch_compile, planned_steps(p, len(data["train"])), has_cuda, bf16)
+    compile_model = compiles(p.torch_compile, planned_steps(p, len(data["train"]), has_cuda), has_cuda, bf16)
     trainer = trainer_cls(
         model=model, args=sft_config(p, template_p.max_seq_len, str(paths.checkpoints), has_cuda, bf16, compile_model),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
@@ -489,6 +515,8 @@ def train(paths: Paths, p: Train, template_p: Template, *, extra_callbacks: tupl
     live.summary["train/runtime_s"] = round(elapsed, 1)
     live.summary["train/resumed_from_step"] = resume.step if resume else 0
     live.summary["train/processes"] = trainer.args.world_size
+    live.summary["train/examples_per_step"] = examples_per_step(p, cuda_available())  # auto resolved, for exp show
+    live.summary["train/peak_lr"] = trainer.args.learning_rate
     if hasattr(trainer, "trained_tokens") and not resume and trainer.args.world_size == 1:
         live.summary["train/trained_tokens"] = trainer.trained_tokens  # prompts and answers, no padding: the run's cost
     live.end()

@@ -164,7 +164,7 @@ def test_loraplus_lr_ratio_with_full_finetuning_names_the_key(shipped):
 def test_loraplus_trains_the_b_matrices_at_ratio_times_the_learning_rate(tiny_model, tiny_run):
     """train.loraplus_lr_ratio: PEFT's LoRA+ optimizer, B matrices at ratio x learning_rate, A at it."""
     p, tp, data, out = tiny_run
-    p = p.model_copy(update={"loraplus_lr_ratio": 8.0, "learning_rate": 1e-3, "max_steps": 1})
+    p = p.model_copy(update={"loraplus_lr_ratio": 8.0, "learning_rate": 1e-3, "max_steps": 1, "lr_batch_scaling": "none"})
     trainer, _, _ = train.build_trainer(train.Paths.of(base=tiny_model, data=data, **out), p, tp)
     trainer.create_optimizer()
     names = {id(q): n for n, q in trainer.model.named_parameters()}
@@ -415,8 +415,28 @@ def test_trl_keys_are_exactly_the_train_fields_sftconfig_also_has():
     shipped = params.read_yaml(Path(__file__).parents[1] / "params.yaml")["train"]
     config = train.sft_config(params.parse("train", shipped), 64, "/tmp/unused", has_cuda=False, bf16=False,
                               compile_model=False)
-    assert all(getattr(config, key) == shipped[key] for key in params.trl_keys() - {"torch_compile"})
+    assert all(getattr(config, key) == shipped[key] for key in params.trl_keys() - train.RESOLVED)
     assert config.torch_compile is False  # ours may be "auto": resolved by train.compiles, not passed through
+    assert (config.per_device_train_batch_size, config.learning_rate) == (1, shipped["learning_rate"])  # auto, CPU
+
+
+@pytest.mark.parametrize("batch, accumulation, processes, cuda, scaling, per_step, lr", [
+    ("auto", 1, 1, False, "sqrt", 1, 1e-3),  # a CPU: one example a step, at learning_rate itself
+    ("auto", 1, 1, True, "sqrt", train.CUDA_BATCH, 1e-3 * train.CUDA_BATCH ** 0.5),
+    (4, 1, 1, False, "sqrt", 4, 2e-3),
+    (4, 2, 2, False, "linear", 16, 16e-3),  # accumulation and processes count as examples a step
+    (4, 1, 1, False, "none", 4, 1e-3),
+])
+def test_the_batch_resolves_by_device_and_the_learning_rate_scales_with_the_examples_a_step(
+        batch, accumulation, processes, cuda, scaling, per_step, lr):
+    shipped = params.read_yaml(Path(__file__).parents[1] / "params.yaml")["train"]
+    p = params.parse("train", {**shipped, "per_device_train_batch_size": batch, "gradient_accumulation_steps":
+                               accumulation, "num_processes": processes, "lr_batch_scaling": scaling,
+                               "learning_rate": 1e-3})
+    assert train.examples_per_step(p, cuda) == per_step
+    assert train.learning_rate(p, cuda) == pytest.approx(lr)
+    config = train.sft_config(p, 64, "/tmp/unused", has_cuda=False, bf16=False, compile_model=False)
+    assert config.learning_rate == pytest.approx(train.learning_rate(p, False))  # what TRL is given
 
 
 @pytest.mark.parametrize("requested, steps, cuda, bf16, expected", [
