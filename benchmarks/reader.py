@@ -6,7 +6,9 @@ Every fact, typed, yes/no and unanswerable question of ``../shared/real_dev/qa_d
 ``clean`` is read from that product's cleaned description, as the catalog route reads it (no lookup, no recall:
 those are benchmarks.qa's). SQuAD exact match, token F1 and "contains the gold" per kind, the answers' length and
 seconds a question, into benchmarks/results/reader.json (``--any-span``: reader_any_span.json, the reader without
-answer types, for the comparison). The real records are a development set: never a dependency of the tests.
+answer types, for the comparison). Each answer also records what it would have been with "does not say" liked
+``BIASES`` nats more or less (the reader's prior for it; summary ``not_said_bias``). The real records are a development
+set: never a dependency of the tests.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RAW = ROOT.parent / "shared" / "real_dev" / "trn_dev.jsonl"
 DEFAULT_QA = ROOT.parent / "shared" / "real_dev" / "qa_dev.jsonl"
 KINDS = ("fact", "typed", "yesno", "unanswerable")
+BIASES = (-2.0, -1.0, 0.0, 1.0, 2.0)  # nats added to "does not say"'s score: what each would have answered
 
 
 def descriptions(raw: str | Path, work: Path) -> dict[str, str]:
@@ -69,15 +72,29 @@ def main(argv=None) -> None:
                  if q["kind"] in KINDS]
     asked = [q for q in questions if q["title"] in content]
     scorer = read.load(args.gguf)
+    scored = []  # each question's candidates and their scores, as read.read chose among them
+    plain = read.score
+
+    def keeping(scorer_, opening, texts):
+        scores = plain(scorer_, opening, texts)
+        scored.append(dict(zip(texts, scores)))
+        return scores
+
+    read.score = keeping
     answers = []
     for q in asked:
         start = time.perf_counter()
         answer = read.read(q["question"], q["title"], content[q["title"]], scorer, tp)
         seconds = time.perf_counter() - start
+        kind = "fact" if q["kind"] == "typed" else q["kind"]
         answers.append({"kind": q["kind"], "question": q["question"], "gold": q["answers"], "answer": answer,
-                        "wants": wants(q["question"]), "seconds": round(seconds, 2),
-                        **qa.scored(answer, "fact" if q["kind"] == "typed" else q["kind"], q["answers"])})
-    summary = {}
+                        "wants": wants(q["question"]), "seconds": round(seconds, 2), **qa.scored(answer, kind, q["answers"]),
+                        # the answer had "does not say" been liked this many nats more (or less): the reader's prior
+                        "with_bias": {b: qa.scored(max(scored[-1], key=lambda t: scored[-1][t] + b * (t == qa.NOT_SAID)),
+                                                   kind, q["answers"])["f1"] for b in BIASES}})
+    summary = {"not_said_bias": {b: {kind: round(statistics.mean(a["with_bias"][b] for a in answers if a["kind"] in kinds), 4)
+                                     for kind, kinds in (("fact+typed", ("fact", "typed")), ("unanswerable", ("unanswerable",)))}
+                                 for b in BIASES}}
     for kind in ("fact+typed", *KINDS):
         rs = [a for a in answers if a["kind"] == kind or (kind == "fact+typed" and a["kind"] in ("fact", "typed"))]
         summary[kind] = {**{k: round(statistics.mean(a[k] for a in rs), 4) for k in ("exact", "f1", "contains")},
