@@ -44,7 +44,7 @@ def lookup(catalog, questions: list[dict]) -> dict:
     from collections import Counter
 
     titles = {r[0] for r in catalog.db.execute("SELECT title FROM products")}
-    seen = Counter()
+    seen = Counter(dict.fromkeys(("found", "asked back", "another product", "not in the catalog"), 0))
     for q in questions:
         if q["title"] not in titles:
             continue

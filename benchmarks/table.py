@@ -35,6 +35,7 @@ class Figure:
 
 
 RECALL, QA = "benchmarks/results/recall.json", "benchmarks/results/qa.json"
+READER = "benchmarks/results/reader.json"
 TIMED = "benchmarks/results/timed_{}.json"  # python -m benchmarks.timed --name …
 FIGURES = [
     Figure("seen ROUGE-L, base → fine-tuned", RECALL, "summary.seen.rougeL.base"),
@@ -63,6 +64,10 @@ FIGURES = [
     Figure("QA, unanswerable: \"does not say\", seen / unseen", QA, "summary.tuned/seen.unanswerable.exact", "%"),
     Figure("", QA, "summary.tuned/unseen.unanswerable.exact", "%", " / "),
     Figure("QA: the product found (or asked back)", QA, "summary.lookup.found_or_asked_back", "%"),
+    Figure("QA: the product in the catalog, but answered \"not in the catalog\" (questions)", QA,
+           "summary.lookup.not in the catalog", "{:.0f}"),
+    Figure("the reader alone, each dev question with its product's description: fact token F1", READER,
+           "summary.fact+typed.f1"),
     Figure("QA: a short answer from the GGUF, p50 seconds", QA, "summary.tuned/seen.seconds_p50_specific", "{:.1f}"),
     Figure("`make repro`, a fresh clone, empty pip cache (set-up included)", TIMED.format("make_repro_fresh"),
            "seconds", "min"),
