@@ -11,9 +11,9 @@ Extractive, so an answer is grounded by construction: the model does not write t
 
 the one it gives the highest log-probability as its *whole* answer, its end token included, after
 ``template.read_prompt`` (:func:`prodqa.route.answer_prompt`). Generating instead, the base model wrote a sentence
-round the answer (dev fact questions: token F1 0.10-0.16) and the fine-tuned one "does not say" to nearly all
-(0.00); choosing spans, the base model reaches 0.23 (docs/qa.md). The reader is the **base** model for that reason:
-``ask`` and ``serve`` read with the base GGUF, ``evaluate`` with the base model folder.
+round the answer and the fine-tuned one "does not say" to nearly all; choosing spans, the base model reads best
+(docs/qa.md; ``benchmarks/results/reader.json``). The reader is the **base** model for that reason: ``ask`` and
+``serve`` read with the base GGUF, ``evaluate`` with the base model folder.
 
 Two scorers, one per backend, give a prompt's next-token log-probabilities and the log-probability of each
 continuation after it: :class:`HFScorer` (transformers: the prompt's cache, repeated for a batch of continuations)
