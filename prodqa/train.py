@@ -34,8 +34,9 @@ PAD_MULTIPLE = 64  # unpacked rows under torch.compile are padded to a multiple 
 # the matrix products bound a step and compiled steps were no faster: those runs stay eager (docs/cost.md).
 COMPILE_MIN_STEPS = 2000
 # train.per_device_train_batch_size auto on a CUDA GPU: one example a step leaves it nearly idle (766 tokens/s on an
-# H200, docs/gpu.md); 16 rows a step with train.lr_batch_scaling. Not yet measured on a GPU (docs/cost.md, batch).
-CUDA_BATCH = 16
+# H200, docs/gpu.md). 4 with the sqrt rule recalled within 0.01 of batch 1 at equal exposures; 16 did not, with the
+# sqrt rule or without (CPU runs, docs/cost.md#examples-a-step-issue-55). Not yet measured on a GPU.
+CUDA_BATCH = 4
 FULL_NOTE = "full_finetune.json"
 RESOLVED = {"torch_compile", "per_device_train_batch_size", "learning_rate"}  # TRL keys resolved before SFTConfig  # the adapter output of method full: says where the trained model is
 
