@@ -37,8 +37,8 @@ COMPILE_MIN_STEPS = 2000
 # H200, docs/gpu.md). 4 with the sqrt rule recalled within 0.01 of batch 1 at equal exposures; 16 did not, with the
 # sqrt rule or without (CPU runs, docs/cost.md#examples-a-step-issue-55). Not yet measured on a GPU.
 CUDA_BATCH = 4
-FULL_NOTE = "full_finetune.json"
-RESOLVED = {"torch_compile", "per_device_train_batch_size", "learning_rate"}  # TRL keys resolved before SFTConfig  # the adapter output of method full: says where the trained model is
+FULL_NOTE = "full_finetune.json"  # the adapter output of method full: says where the trained model is
+RESOLVED = {"torch_compile", "per_device_train_batch_size", "learning_rate"}  # TRL keys resolved before SFTConfig
 
 
 @dataclass(frozen=True, kw_only=True)
