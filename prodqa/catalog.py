@@ -156,7 +156,7 @@ class Catalog:
         name typed in part, "paris on the", whose one rare word is in thousands of titles), then any of them."""
         fixes = fixes or {}
         weight = {w: sum(df.get(f, 0) for f in fixes.get(w, [w])) for w in set(query)}
-        known = sorted((w for w in weight if weight[w]), key=lambda w: weight[w])[:RETRIEVE_WORDS]
+        known = sorted((w for w in weight if weight[w]), key=lambda w: (weight[w], w))[:RETRIEVE_WORDS]  # ties: by word
         terms = [" OR ".join(_quote(f) for f in fixes.get(w, [w])) for w in known]
         terms = [f"({t})" if " OR " in t else t for t in terms]
         terms += [_quote(prefix) + "*"] if prefix else []
